@@ -1,0 +1,94 @@
+import hashlib
+from collections import Counter
+
+import pytest
+
+from kwspi import gsc
+from kwspi.errors import DatasetError
+
+
+def test_hash_rule_matches_values_computed_by_hand():
+    # The rule keeps the low 27 bits (the last 7 hex
+    # digits, masked) and scales them to [0, 100]. The paper notes give 22.7 and 36.5.
+    for name, expected in [("pink_noise.wav", 22.7), ("white_noise.wav", 36.5)]:
+        digest = hashlib.sha1(name.encode()).hexdigest()  # no _nohash_: the whole name
+        low_bits = int(digest[-7:], 16) & (2**27 - 1)
+        assert gsc.split_percentage(name) == pytest.approx(low_bits * 100 / (2**27 - 1))
+        assert gsc.split_percentage(name) == pytest.approx(expected, abs=0.05)
+        assert gsc.which_set(name) == "training"
+
+
+def test_hash_rule_ignores_everything_after_nohash():
+    a = gsc.which_set("yes/0a7c2a8d_nohash_0.wav")
+    assert a == gsc.which_set("no/0a7c2a8d_nohash_4.wav")
+    assert gsc.speaker_of("right/0a7c2a8d_nohash_12.wav") == "0a7c2a8d"
+
+
+def test_hash_rule_proportions():
+    counts = Counter(gsc.which_set(f"{i:08x}_nohash_0.wav") for i in range(20000))
+    assert counts["validation"] / 20000 == pytest.approx(0.10, abs=0.01)
+    assert counts["testing"] / 20000 == pytest.approx(0.10, abs=0.01)
+
+
+def test_v1_layout_uses_the_hash_rule(gsc_v1):
+    words = gsc.scan(gsc_v1)
+    assert sorted(words) == sorted(gsc.WORDS_V1)
+    clips = [c for cs in words.values() for c in cs]
+    splits = gsc.split_of_clips(gsc_v1, clips)
+    for split, members in splits.items():
+        assert members and all(gsc.which_set(c) == split for c in members)
+
+
+def test_v2_layout_uses_the_list_files(gsc_v2):
+    clips = [c for cs in gsc.scan(gsc_v2).values() for c in cs]
+    # Move one training clip into the testing list: the lists, not the hash, must decide.
+    moved = next(c for c in clips if gsc.which_set(c) == "training")
+    with open(gsc_v2 / gsc.TESTING_LIST, "a") as f:
+        f.write(moved + "\n")
+    splits = gsc.split_of_clips(gsc_v2, clips)
+    assert moved in splits["testing"]
+    assert set(splits["validation"]) == set((gsc_v2 / gsc.VALIDATION_LIST).read_text().split())
+
+
+def test_only_a_testing_list_is_enough(gsc_v2):
+    (gsc_v2 / gsc.VALIDATION_LIST).unlink()
+    test = gsc.build_split(gsc_v2, "testing")
+    assert test and not gsc.build_split(gsc_v2, "validation")
+
+
+def test_class_balance_follows_the_paper(gsc_v1):
+    for split in gsc.SPLITS:
+        examples = gsc.build_split(gsc_v1, split, seed=3)
+        counts = Counter(e.label for e in examples)
+        k = sum(counts[i] for i in range(10))
+        assert k > 0 and all(counts[i] > 0 for i in range(10))
+        assert counts[gsc.LABELS.index(gsc.UNKNOWN)] == k // 10
+        assert counts[gsc.LABELS.index(gsc.SILENCE)] == k // 10
+        silence = [e for e in examples if e.label == gsc.LABELS.index(gsc.SILENCE)]
+        assert all(e.path is None for e in silence)
+        unknown = [e for e in examples if e.label == gsc.LABELS.index(gsc.UNKNOWN)]
+        assert all(e.path.parent.name not in gsc.KEYWORDS for e in unknown)
+
+
+def test_unknown_sampling_is_seeded(gsc_v1):
+    a = gsc.build_split(gsc_v1, "training", seed=1)
+    assert a == gsc.build_split(gsc_v1, "training", seed=1)
+    assert a != gsc.build_split(gsc_v1, "training", seed=2)
+
+
+def test_custom_keywords(gsc_v1):
+    task = gsc.TaskSpec(keywords=("marvin", "sheila"))
+    examples = gsc.build_split(gsc_v1, "training", task)
+    assert task.labels == ("marvin", "sheila", gsc.SILENCE, gsc.UNKNOWN)
+    assert {e.label for e in examples} == {0, 1, 3} or {e.label for e in examples} == {0, 1, 2, 3}
+
+
+def test_bad_folders_are_reported(tmp_path):
+    with pytest.raises(DatasetError, match="no such folder"):
+        gsc.scan(tmp_path / "nope")
+    with pytest.raises(DatasetError, match="no word folders"):
+        gsc.scan(tmp_path)
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "yes" / "a_nohash_0.wav").write_bytes(b"")
+    with pytest.raises(DatasetError, match="no clips for keyword"):
+        gsc.build_split(tmp_path, "training")

@@ -1,0 +1,111 @@
+import struct
+import wave
+
+import numpy as np
+import pytest
+
+from kwspi.errors import WavError
+from kwspi.wavio import read_wav, read_wav_bytes_lenient, write_wav
+
+
+def _write_pcm(path, data: bytes, channels=1, width=2, rate=16000):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(data)
+
+
+def test_round_trip_16_bit(tmp_path):
+    x = np.linspace(-0.5, 0.5, 1000, dtype=np.float32)
+    write_wav(tmp_path / "a.wav", x, 16000)
+    y, rate = read_wav(tmp_path / "a.wav")
+    assert rate == 16000 and y.dtype == np.float32
+    np.testing.assert_allclose(y, x, atol=1 / 32768)
+
+
+@pytest.mark.parametrize(
+    "width, raw, expected",
+    [
+        (1, bytes([128, 255, 0]), [0.0, 127 / 128, -1.0]),
+        (2, struct.pack("<3h", 0, 16384, -32768), [0.0, 0.5, -1.0]),
+        (3, b"\x00\x00\x00" + b"\x00\x00\x40" + b"\x00\x00\x80", [0.0, 0.5, -1.0]),
+        (4, struct.pack("<3i", 0, 1 << 30, -(1 << 31)), [0.0, 0.5, -1.0]),
+    ],
+)
+def test_reads_8_16_24_32_bit_pcm(tmp_path, width, raw, expected):
+    _write_pcm(tmp_path / "a.wav", raw, width=width, rate=8000)
+    y, rate = read_wav(tmp_path / "a.wav")
+    assert rate == 8000
+    np.testing.assert_allclose(y, expected, atol=1e-6)
+
+
+def test_stereo_is_downmixed(tmp_path):
+    _write_pcm(tmp_path / "s.wav", struct.pack("<4h", 16384, 0, -16384, -16384), channels=2, rate=44100)
+    y, rate = read_wav(tmp_path / "s.wav")
+    assert rate == 44100
+    np.testing.assert_allclose(y, [0.25, -0.5])
+
+
+def test_write_clips_floats_and_leaves_no_temp_files(tmp_path):
+    write_wav(tmp_path / "c.wav", np.array([2.0, -2.0, 0.0]), 16000)
+    y, _ = read_wav(tmp_path / "c.wav")
+    np.testing.assert_allclose(y, [32767 / 32768, -1.0, 0.0])
+    assert [p.name for p in tmp_path.iterdir()] == ["c.wav"]
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_bytes(b"ID3\x03 this is an mp3" * 10), "not a WAV"),
+        (lambda p: _write_pcm(p, b""), "no audio"),
+    ],
+)
+def test_bad_files_give_clear_errors(tmp_path, make, match):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(WavError, match=match) as e:
+        read_wav(path)
+    assert str(path) in str(e.value)
+
+
+def test_truncated_file_is_reported(tmp_path):
+    path = tmp_path / "t.wav"
+    _write_pcm(path, b"\x01\x00" * 8000)
+    path.write_bytes(path.read_bytes()[:-4000])
+    with pytest.raises(WavError, match="truncated"):
+        read_wav(path)
+
+
+def test_float_wav_is_reported_as_not_pcm(tmp_path):
+    path = tmp_path / "f.wav"
+    data = struct.pack("<2f", 0.1, -0.1)
+    fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    with pytest.raises(WavError, match="not PCM"):
+        read_wav(path)
+
+
+def test_directory_is_reported(tmp_path):
+    with pytest.raises(WavError, match="directory"):
+        read_wav(tmp_path)
+
+
+def test_lenient_reader_accepts_placeholder_sizes():
+    import io
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(struct.pack("<3h", 1, 2, 3))
+    raw = bytearray(buf.getvalue())
+    raw[4:8] = struct.pack("<I", 0x7FFFF024)  # what espeak-ng --stdout writes
+    raw[40:44] = struct.pack("<I", 0x7FFFF000)
+    y, rate = read_wav_bytes_lenient(bytes(raw))
+    assert rate == 16000
+    np.testing.assert_allclose(y * 32768, [1, 2, 3])
