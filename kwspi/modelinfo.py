@@ -1,0 +1,157 @@
+"""What a kwspi model file says about itself.
+
+A model is one ONNX file whose ``metadata_props`` carry, under keys prefixed ``kwspi.``,
+everything the runtime needs: labels, the front end, thresholds, and the figures a user
+wants to see (MACs, parameters, weight bytes, data set, accuracy). Values are strings;
+structured ones are JSON. Reading needs only onnxruntime, so it works on a Raspberry Pi.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kwspi import __version__
+from kwspi.errors import FeatureConfigError, KwspiError
+from kwspi.features import FeatureConfig
+
+FORMAT_VERSION = 1
+PREFIX = "kwspi."
+REQUIRED_KEYS = ("format_version", "labels", "features", "features_hash")
+
+
+class ModelFormatError(KwspiError):
+    """A file that is not a usable kwspi model."""
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The ``kwspi.*`` metadata of a model, decoded."""
+
+    labels: tuple[str, ...]
+    features: FeatureConfig
+    arch: dict = field(default_factory=dict)
+    macs: int = 0
+    params: int = 0
+    weight_bits: int = 32
+    weight_bytes: int = 0
+    dataset: str = ""
+    metrics: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
+    created_by: str = f"kwspi {__version__}"
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        """The labels that can fire: all but ``_silence_`` and ``_unknown_``."""
+        return tuple(label for label in self.labels if not (label.startswith("_") and label.endswith("_")))
+
+    def threshold(self, label: str) -> float:
+        return float(self.thresholds.get(label, self.thresholds.get("default", 0.5)))
+
+    def to_metadata(self) -> dict[str, str]:
+        """The ``kwspi.*`` key/value strings to store in the ONNX file."""
+        raw = {
+            "format_version": str(self.format_version),
+            "labels": json.dumps(list(self.labels)),
+            "features": self.features.to_json(),
+            "features_hash": self.features.hash(),
+            "arch": json.dumps(self.arch, sort_keys=True),
+            "macs": str(self.macs),
+            "params": str(self.params),
+            "weight_bits": str(self.weight_bits),
+            "weight_bytes": str(self.weight_bytes),
+            "dataset": self.dataset,
+            "metrics": json.dumps(self.metrics, sort_keys=True),
+            "thresholds": json.dumps(self.thresholds, sort_keys=True),
+            "created_by": self.created_by,
+        }
+        return {PREFIX + k: v for k, v in raw.items()}
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], path="model") -> "ModelInfo":
+        """Decode ``kwspi.*`` metadata, refusing what this kwspi cannot run."""
+        raw = {k[len(PREFIX):]: v for k, v in meta.items() if k.startswith(PREFIX)}
+        missing = [k for k in REQUIRED_KEYS if k not in raw]
+        if missing:
+            hint = "" if raw else " (not a kwspi model: export it with `kwspi export`)"
+            raise ModelFormatError(path, f"lacks kwspi metadata {', '.join(PREFIX + k for k in missing)}{hint}")
+        try:
+            version = int(raw["format_version"])
+            if version > FORMAT_VERSION:
+                raise ModelFormatError(path, f"model format {version} is newer than this kwspi reads; upgrade kwspi")
+            features = FeatureConfig.from_json(raw["features"])
+            if features.hash() != raw["features_hash"]:
+                raise ModelFormatError(path, "front-end hash does not match its description (file edited?)")
+            return cls(
+                labels=tuple(json.loads(raw["labels"])),
+                features=features,
+                arch=json.loads(raw.get("arch", "{}")),
+                macs=int(raw.get("macs", 0)),
+                params=int(raw.get("params", 0)),
+                weight_bits=int(raw.get("weight_bits", 32)),
+                weight_bytes=int(raw.get("weight_bytes", 0)),
+                dataset=raw.get("dataset", ""),
+                metrics=json.loads(raw.get("metrics", "{}")),
+                thresholds=json.loads(raw.get("thresholds", "{}")),
+                created_by=raw.get("created_by", ""),
+                format_version=version,
+            )
+        except FeatureConfigError as e:
+            raise ModelFormatError(path, str(e)) from None
+        except (ValueError, TypeError) as e:
+            raise ModelFormatError(path, f"malformed kwspi metadata ({e})") from None
+
+    def as_dict(self) -> dict:
+        """A JSON-ready view for ``kwspi info --json``."""
+        return {
+            "labels": list(self.labels),
+            "features": json.loads(self.features.to_json()),
+            "arch": self.arch,
+            "macs": self.macs,
+            "params": self.params,
+            "weight_bits": self.weight_bits,
+            "weight_bytes": self.weight_bytes,
+            "dataset": self.dataset,
+            "metrics": self.metrics,
+            "thresholds": self.thresholds,
+            "created_by": self.created_by,
+            "format_version": self.format_version,
+        }
+
+
+def open_session(path, threads: int = 1):
+    """An onnxruntime session and the model's :class:`ModelInfo`, or a one-line error."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelFormatError(path, "no such file")
+    if path.is_dir():
+        raise ModelFormatError(path, "is a directory, not an ONNX model")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own classes for every malformed file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelFormatError(path, f"is not a valid ONNX model ({first[:200]})") from None
+    info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, path)
+    return session, info
+
+
+def read_info(path) -> ModelInfo:
+    """The metadata of a model file (loads it once to validate it)."""
+    return open_session(path)[1]
+
+
+def bundled_model_path() -> Path:
+    """The default model shipped inside the package."""
+    return Path(__file__).parent / "models" / "default.onnx"

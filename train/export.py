@@ -1,0 +1,178 @@
+"""Export a trained network to one self-describing int8 ONNX file.
+
+1. Snap the QAT weights onto their grid and export a float ONNX graph (TorchScript
+   exporter, opset 17, so onnxruntime releases back to 1.13 on a Pi can load it; BN is
+   folded into the convs by the exporter).
+2. Static int8 quantization with onnxruntime: QDQ format, per-channel symmetric int8
+   weights (the grid QAT trained on, so weights pass unchanged), uint8 activations
+   calibrated (min/max) on real feature windows, silence and noise included.
+3. Compact the graph (short names, no shape annotations), write the ``kwspi.*`` metadata (:mod:`kwspi.modelinfo`) and move the file into place
+   atomically.
+
+The graph maps ``features [batch, 1, n_mfcc, n_frames]`` (float32) to ``logits [batch, n_classes]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kwspi.modelinfo import ModelInfo
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+INPUT_NAME = "features"
+OUTPUT_NAME = "logits"
+
+
+def export_float(model: torch.nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
+    """Write ``model`` as a float32 ONNX graph with a dynamic batch axis."""
+    model = model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            model,
+            (torch.zeros(input_shape),),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
+
+
+class _Windows:
+    """onnxruntime's CalibrationDataReader protocol over an array of feature windows."""
+
+    def __init__(self, windows: np.ndarray):
+        self._it = iter(windows.astype(np.float32)[:, None] if windows.ndim == 3 else windows.astype(np.float32))
+
+    def get_next(self):
+        x = next(self._it, None)
+        return None if x is None else {INPUT_NAME: x[None]}
+
+
+def quantize_int8(float_path: Path, out_path: Path, calibration: np.ndarray) -> None:
+    """Static QDQ int8 quantization of ``float_path``, calibrated on ``calibration``.
+
+    ``calibration``: feature windows ``[n, 1, n_mfcc, n_frames]`` or ``[n, n_mfcc, n_frames]``.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prep = Path(tmp) / "prep.onnx"
+        quant_pre_process(str(float_path), str(prep))
+        quantize_static(
+            str(prep),
+            str(out_path),
+            _Windows(calibration),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,  # measured faster than int8 on x86 (feasibility.md 4)
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+
+
+def compact(model) -> None:
+    """Shorten tensor names, drop optional shape annotations and all-zero constant zero
+    points of DequantizeLinear (an absent zero point means 0), in place.
+
+    In a model of this size the exporter's and quantizer's long names, ``value_info`` and
+    per-channel zero points weigh as much as the int8 weights themselves; none of them
+    changes what the graph computes.
+    """
+    from onnx import numpy_helper
+
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    for node in g.node:
+        if node.op_type == "DequantizeLinear" and len(node.input) == 3 and node.input[2] in inits:
+            if not numpy_helper.to_array(inits[node.input[2]]).any():
+                del node.input[2]
+    used = {name for node in g.node for name in node.input} | {v.name for v in g.output}
+    kept = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(kept)
+    keep = {v.name for v in g.input} | {v.name for v in g.output}
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return names.setdefault(name, f"t{len(names)}")
+
+    for init in g.initializer:
+        init.name = short(init.name)
+    for node in g.node:
+        node.name = ""
+        node.input[:] = [short(n) for n in node.input]
+        node.output[:] = [short(n) for n in node.output]
+    del g.value_info[:]
+
+
+def write_metadata(path: Path, info: ModelInfo, out_path: Path) -> None:
+    """Copy ``path`` to ``out_path`` atomically, compacted, with ``info`` in its metadata."""
+    import onnx
+
+    model = onnx.load(str(path))
+    compact(model)
+    keep = [p for p in model.metadata_props if not p.key.startswith("kwspi.")]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in info.to_metadata().items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "kwspi"
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=out_path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_model(
+    model: torch.nn.Module,
+    info: ModelInfo,
+    calibration: np.ndarray,
+    out_path,
+    float_out=None,
+    int8: bool = True,
+) -> dict:
+    """Export ``model`` to ``out_path`` (int8 unless ``int8=False``); returns file sizes."""
+    cfg = info.features
+    shape = (1, 1, cfg.n_mfcc, cfg.n_frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_float = Path(tmp) / "raw-float.onnx"
+        export_float(model, shape, raw_float)
+        float_path = Path(float_out) if float_out else Path(tmp) / "float.onnx"
+        write_metadata(raw_float, _with_bits(info, 32), float_path)
+        sizes = {"float_bytes": float_path.stat().st_size}
+        if int8:
+            quantized = Path(tmp) / "int8.onnx"
+            quantize_int8(raw_float, quantized, calibration)
+            write_metadata(quantized, info, Path(out_path))
+        else:
+            write_metadata(raw_float, _with_bits(info, 32), Path(out_path))
+    sizes["bytes"] = Path(out_path).stat().st_size
+    log.info("wrote %s (%d bytes; float graph %d bytes)", out_path, sizes["bytes"], sizes["float_bytes"])
+    return sizes
+
+
+def _with_bits(info: ModelInfo, bits: int) -> ModelInfo:
+    from dataclasses import replace
+
+    return replace(info, weight_bits=bits, weight_bytes=info.weight_bytes * bits // max(info.weight_bits, 1))

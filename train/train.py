@@ -1,0 +1,211 @@
+"""The training loop: SGD Nesterov, per-iteration cosine learning rate, label smoothing,
+8-bit STE weights, a checkpoint after every epoch, and exact resume.
+
+Defaults are the paper's retraining recipe (research/paper.md 1.6): lr 0.2 cosine to 0 per
+iteration, momentum 0.9, weight decay 4e-5 on every parameter, label smoothing 0.1,
+batch 100, 120 epochs. The data arrive as in-memory feature tensors (the feature cache
+makes that cheap), one ``(X, y)`` per epoch so augmented views can change per epoch.
+
+Resume is exact: the shuffling of epoch ``e`` depends only on ``(seed, e)``, and the
+checkpoint holds the model, the optimizer's momentum and the epoch count, so an
+interrupted run continued with ``resume=True`` ends with the same weights as one that
+never stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import click
+import numpy as np
+import torch
+from torch import nn
+
+from kwspi.errors import KwspiError
+from kwspi.train.quant import WeightQuant, set_weight_quant
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "kwspi-checkpoint-1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; see the module docstring for where the defaults come from."""
+
+    epochs: int = 120
+    batch_size: int = 100
+    lr: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.1
+    seed: int = 0
+    weight_bits: int | None = 8  # None trains float weights
+    quant_scheme: str = "channel"
+    device: str = "auto"
+
+    @property
+    def weight_quant(self) -> WeightQuant | None:
+        return None if self.weight_bits is None else WeightQuant(self.weight_bits, self.quant_scheme)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``"auto"`` is CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise KwspiError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def cosine_lr(step: int, total_steps: int, base_lr: float) -> float:
+    """Cosine decay from ``base_lr`` at step 0 to 0 at ``total_steps``."""
+    return 0.5 * base_lr * (1 + math.cos(math.pi * step / max(total_steps, 1)))
+
+
+def save_checkpoint(path, state: dict) -> None:
+    """``torch.save`` to a temp file beside ``path``, then rename: never half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint written by :func:`save_checkpoint`, or a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise KwspiError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises several unrelated classes for a bad file
+        raise KwspiError(f"{path}: not a kwspi checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise KwspiError(f"{path}: not a kwspi checkpoint (format {state.get('format') if isinstance(state, dict) else None!r})")
+    return state
+
+
+def load_weights(model: nn.Module, state: dict, path="checkpoint") -> None:
+    """Load a checkpoint's weights, with a clear error if they belong to another network."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        detail = str(e).splitlines()[0]
+        raise KwspiError(f"{path}: weights do not match the architecture ({detail})") from None
+
+
+@torch.no_grad()
+def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+    """Argmax class of every row of ``X`` ``[n, 1, n_mfcc, T]``."""
+    device = next(model.parameters()).device
+    model.eval()
+    out = [model(X[i:i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(X), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def fit(
+    model: nn.Module,
+    epoch_data: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    cfg: TrainConfig,
+    checkpoint: Path,
+    meta: dict,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> list[dict]:
+    """Train ``model`` and return one dict per epoch (loss, accuracy, validation accuracy).
+
+    ``epoch_data(e)`` gives the training tensors of epoch ``e``. ``meta`` (architecture,
+    front end, labels, data set) is stored in every checkpoint so it can be exported alone.
+    """
+    device = pick_device(cfg.device)
+    set_weight_quant(model, cfg.weight_quant).to(device)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    )
+    history, start = [], 0
+    if resume and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint)
+        load_weights(model, state, checkpoint)
+        opt.load_state_dict(state["optimizer"])
+        history, start = state["history"], state["epoch"]
+        log.info("resuming %s at epoch %d of %d", checkpoint, start + 1, cfg.epochs)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    steps_per_epoch = None
+    for epoch in range(start, cfg.epochs):
+        X, y = epoch_data(epoch)
+        steps_per_epoch = math.ceil(len(X) / cfg.batch_size)
+        stats = _train_epoch(model, opt, loss_fn, X, y, epoch, steps_per_epoch, cfg, device, progress)
+        if val is not None and len(val[0]):
+            stats["val_accuracy"] = float((predict(model, val[0]) == val[1].numpy()).mean())
+        history.append(stats)
+        log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, " ".join(f"{k} {v:.4f}" for k, v in stats.items()))
+        save_checkpoint(
+            checkpoint,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "history": history,
+                "train_config": asdict(cfg),
+                **meta,
+            },
+        )
+        if on_epoch:
+            on_epoch(epoch, stats)
+    return history
+
+
+def _train_epoch(model, opt, loss_fn, X, y, epoch, steps, cfg, device, progress) -> dict:
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+    order = torch.randperm(len(X), generator=g)
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    batches = range(steps)
+    bar = click.progressbar(
+        batches,
+        label=f"epoch {epoch + 1}/{cfg.epochs}",
+        file=sys.stderr,
+        item_show_func=lambda _: f"loss {total_loss / max(seen, 1):.3f} acc {correct / max(seen, 1):.3f}",
+    ) if progress else _NullBar(batches)
+    with bar as steps_iter:
+        for i in steps_iter:
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            xb, yb = X[idx].to(device), y[idx].to(device)
+            for group in opt.param_groups:
+                group["lr"] = cosine_lr(epoch * steps + i, cfg.epochs * steps, cfg.lr)
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total_loss += loss.item() * len(idx)
+            correct += (logits.argmax(1) == yb).sum().item()
+            seen += len(idx)
+    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+
+
+class _NullBar:
+    def __init__(self, it):
+        self.it = it
+
+    def __enter__(self):
+        return self.it
+
+    def __exit__(self, *exc):
+        return False
