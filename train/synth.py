@@ -1,0 +1,660 @@
+"""Synthetic speech commands from espeak-ng, in Google Speech Commands' exact layout.
+
+A *speaker* is one espeak-ng voice, optionally with a variant (``en-us+f3``), at one
+speed (words per minute) and pitch (0–99). Its id is the first 8 hex digits of the SHA-1
+of ``"voice+variant/speed/pitch"``, so the GSC hash rule (:func:`kwspi.gsc.which_set`)
+puts all of a speaker's clips in one split and test speakers are never heard in training.
+
+Public API:
+
+- :func:`list_voices`, :func:`list_variants`: what the installed espeak-ng can speak;
+- :class:`Speaker`, :func:`make_speakers`: seeded, balanced sets of speakers;
+- :func:`speak`: any text (a word or a sentence) as float32 audio at 16 kHz;
+- :func:`render_clip`: one word as a 1-second clip, placed, levelled and dithered;
+- :class:`SynthConfig`, :func:`synthesize_dataset`: a whole GSC-layout folder.
+
+Every clip's randomness comes from a generator seeded by ``(seed, speaker, word, n)``,
+so the output is byte-identical for a seed whatever the thread count or the order, and a
+rerun skips the clips that exist. This module must not import torch: the demo and the
+streaming tests use it on machines without it.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import functools
+import hashlib
+import io
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import soxr
+
+from kwspi import gsc
+from kwspi.errors import KwspiError
+from kwspi.wavio import read_wav_bytes_lenient, write_wav
+
+from kwspi.train import noise
+
+log = logging.getLogger(__name__)
+
+ESPEAK = "espeak-ng"
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = SAMPLE_RATE  # one second, as in GSC
+PEAK = 0.9  # soxr's HQ filter overshoots; normalising to 0.9 keeps clear of full scale
+MIN_ACTIVE_S = 0.1  # the shortest real words last ~0.14 s; less is a broken or silent voice
+SPEEDS = (120, 200)  # words per minute
+PITCHES = (25, 75)  # espeak-ng's 0..99 scale
+MBROLA_FAMILY = "mbrola"
+_WORD = re.compile(r"^[a-z0-9][a-z0-9' -]*$")
+
+
+class SynthError(KwspiError):
+    """espeak-ng is missing, or a voice, variant or word cannot be used."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One espeak-ng voice: ``name`` is what ``-v`` takes (``en-us``, ``mb-us1``)."""
+
+    name: str
+    language: str
+    gender: str
+    file: str
+
+    @property
+    def is_mbrola(self) -> bool:
+        return Path(self.file).name.startswith("mb-")
+
+    @property
+    def family(self) -> str:
+        """The base voice, or ``"mbrola"`` for every mbrola voice (held out together)."""
+        return MBROLA_FAMILY if self.is_mbrola else self.name
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """A voice, a variant (``""`` for none), a speed in words per minute and a pitch 0–99."""
+
+    voice: str
+    variant: str = ""
+    speed: int = 160
+    pitch: int = 50
+
+    @property
+    def espeak_voice(self) -> str:
+        """The ``-v`` argument: ``voice`` or ``voice+variant``."""
+        return f"{self.voice}+{self.variant}" if self.variant else self.voice
+
+    @property
+    def canonical(self) -> str:
+        return f"{self.espeak_voice}/{self.speed}/{self.pitch}"
+
+    @property
+    def id(self) -> str:
+        """8 hex digits: the GSC file-name prefix, and what the split hash sees."""
+        return hashlib.sha1(self.canonical.encode("utf-8")).hexdigest()[:8]
+
+    @property
+    def family(self) -> str:
+        return MBROLA_FAMILY if self.voice.startswith("mb-") else self.voice
+
+
+DEFAULT_SPEAKER = Speaker("en-us", "", 160, 50)
+
+
+# --- what espeak-ng offers ------------------------------------------------------------
+
+
+def espeak_version() -> str:
+    """The installed espeak-ng's version line; :class:`SynthError` if there is none."""
+    return _run_espeak(["--version"]).decode("utf-8", "replace").strip()
+
+
+@functools.lru_cache(maxsize=None)
+def list_voices(include_mbrola: bool = True) -> tuple[Voice, ...]:
+    """English voices, sorted by name; mbrola ones only if they actually produce audio.
+
+    espeak-ng lists mbrola voices whether or not mbrola and its voice data are installed,
+    and speaks nothing (exit status 0) when they are not, so each is probed once.
+    """
+    voices = {}
+    for row in _parse_voice_table(_run_espeak(["--voices=en"]).decode("utf-8", "replace")):
+        _, language, gender, _, file = row
+        if file.startswith("!v/"):
+            continue  # a variant that declares a language (``Storm``), not a voice
+        base = Path(file).name
+        v = Voice(base if base.startswith("mb-") else language.lower(), language, gender, file)
+        voices.setdefault(v.name, v)
+    out = [v for v in voices.values() if not v.is_mbrola or (include_mbrola and _speaks(v.name))]
+    return tuple(sorted(out, key=lambda v: v.name))
+
+
+@functools.lru_cache(maxsize=None)
+def list_variants() -> tuple[str, ...]:
+    """Variant names ``+NAME`` accepts, sorted; names with a space (``Mr serious``) left out.
+
+    espeak-ng silently ignores an unknown variant, so this list is the only check there is.
+    """
+    rows = _parse_voice_table(_run_espeak(["--voices=variant"]).decode("utf-8", "replace"))
+    names = {row[4][len("!v/"):] for row in rows if row[4].startswith("!v/")}
+    return tuple(sorted(n for n in names if n and " " not in n))
+
+
+def _parse_voice_table(text: str) -> list[tuple[str, str, str, str, str]]:
+    """Rows of ``espeak-ng --voices`` as (priority, language, age/gender, name, file).
+
+    The columns are not fixed-width (long names push the rest right) and the file may
+    contain a space (``!v/Mr serious``), so: four single tokens, then the file up to the
+    ``(lang priority)`` groups.
+    """
+    rows = []
+    for line in text.splitlines()[1:]:
+        parts = line.split(None, 4)
+        if len(parts) < 5:
+            continue
+        file = re.sub(r"\s+(\([^)]*\)\s*)+$", "", parts[4]).strip()
+        rows.append((parts[0], parts[1], parts[2], parts[3], file))
+    return rows
+
+
+@functools.lru_cache(maxsize=None)
+def _speaks(voice: str) -> bool:
+    try:
+        audio = speak("test", Speaker(voice))
+    except SynthError:
+        return False
+    return audio.size > 0 and float(np.max(np.abs(audio))) > 1e-3
+
+
+# --- speakers -------------------------------------------------------------------------
+
+
+def make_speakers(
+    n: int,
+    seed: int = 0,
+    voices: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None,
+    exclude_voices: Sequence[str] = (),
+    speeds: tuple[int, int] = SPEEDS,
+    pitches: tuple[int, int] = PITCHES,
+) -> list[Speaker]:
+    """``n`` distinct speakers, spread evenly over the voices.
+
+    Parameters
+    ----------
+    n : int
+        Number of speakers.
+    seed : int
+        Speaker ``i`` depends only on ``seed``, ``i`` and the voice and variant lists, so
+        the speakers for ``n`` are the first ``n`` of those for any larger ``n``.
+    voices, variants : sequence of str, optional
+        Names to use (default: every English voice that speaks; every variant plus none).
+        ``""`` or ``"none"`` in ``variants`` means the voice without a variant.
+        Unknown names raise :class:`SynthError`.
+    exclude_voices : sequence of str
+        Voice names, or ``"mbrola"`` for all mbrola voices, to leave out.
+    speeds, pitches : (int, int)
+        Inclusive ranges, in words per minute and on espeak-ng's 0–99 pitch scale.
+    """
+    voice_names = resolve_voices(voices, exclude_voices)
+    variant_names = resolve_variants(variants)
+    # Each voice walks its own seeded shuffle of the variants; once every variant has been
+    # used the walk starts over with fresh speeds and pitches.
+    orders = {v: np.random.default_rng([seed, _key(v)]).permutation(len(variant_names)) for v in voice_names}
+    speakers, seen = [], set()
+    for i in range(50 * (n + len(voice_names) * len(variant_names))):
+        if len(speakers) == n:
+            return speakers
+        voice = voice_names[i % len(voice_names)]
+        cycle, rank = divmod(i // len(voice_names), len(variant_names))
+        rng = np.random.default_rng([seed, _key(voice), cycle, rank])
+        spk = Speaker(
+            voice,
+            variant_names[orders[voice][rank]],
+            int(rng.integers(speeds[0], speeds[1] + 1)),
+            int(rng.integers(pitches[0], pitches[1] + 1)),
+        )
+        if spk.id not in seen:
+            seen.add(spk.id)
+            speakers.append(spk)
+    raise SynthError(f"cannot make {n} distinct speakers from these voices, variants, speeds and pitches")
+
+
+def resolve_voices(voices: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> list[str]:
+    """Check voice names against :func:`list_voices`; return the ones to use, sorted."""
+    available = {v.name for v in list_voices(include_mbrola=True)}
+    mbrola = _listed_mbrola_voices()
+    for name in voices or ():
+        if name in mbrola and name not in available:
+            package = "mbrola-" + name[len("mb-"):].split("-")[0]
+            raise SynthError(
+                f"voice {name!r} is an mbrola voice that produces no audio here: install mbrola "
+                f"and its voice (Debian contrib and non-free: apt-get install mbrola {package})"
+            )
+    # Excluding a listed mbrola voice that cannot speak anyway is harmless, so allowed.
+    for name in list(voices or ()) + [x for x in exclude if x != MBROLA_FAMILY and x not in mbrola]:
+        if name not in available:
+            raise SynthError(
+                f"unknown espeak-ng voice {name!r}; English voices here: {', '.join(sorted(available))}"
+            )
+    chosen = sorted(set(voices) if voices else available)
+    chosen = [v for v in chosen if v not in exclude and not (MBROLA_FAMILY in exclude and v.startswith("mb-"))]
+    if not chosen:
+        raise SynthError("no voices left to speak with after --voices/--exclude-voices")
+    return chosen
+
+
+def resolve_variants(variants: Sequence[str] | None = None) -> list[str]:
+    """Check variant names against :func:`list_variants`; ``""`` stands for no variant."""
+    available = list_variants()
+    if variants is None:
+        return [""] + list(available)
+    out = []
+    for name in variants:
+        name = "" if name in ("", "none") else name
+        if name and name not in available:
+            lower = {v.lower(): v for v in available}
+            close = [lower[c] for c in difflib.get_close_matches(name.lower(), lower, n=3)]
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise SynthError(
+                f"unknown espeak-ng variant {name!r}; {hint}names are case-sensitive, "
+                f"see the File column of `espeak-ng --voices=variant` (after '!v/')"
+            )
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise SynthError("--variants is empty")
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _listed_mbrola_voices() -> frozenset[str]:
+    """mbrola voices espeak-ng lists, whether or not they can speak."""
+    rows = _parse_voice_table(_run_espeak(["--voices=en"]).decode("utf-8", "replace"))
+    return frozenset(Path(r[4]).name for r in rows if Path(r[4]).name.startswith("mb-"))
+
+
+# --- speaking -------------------------------------------------------------------------
+
+
+def speak(
+    text: str,
+    speaker: Speaker = DEFAULT_SPEAKER,
+    *,
+    speed: int | None = None,
+    pitch: int | None = None,
+    rate: int = SAMPLE_RATE,
+) -> np.ndarray:
+    """Speak ``text`` (a word or whole sentences) and return float32 mono audio at ``rate`` Hz.
+
+    The level is espeak-ng's own (peaks up to about 1; soxr can overshoot slightly), with
+    espeak-ng's leading and trailing silence kept. ``speed`` (words per minute) and
+    ``pitch`` (0–99) override the speaker's for this call.
+    """
+    args = [
+        "-v", speaker.espeak_voice,
+        "-s", str(speaker.speed if speed is None else speed),
+        "-p", str(speaker.pitch if pitch is None else pitch),
+        "--stdout",
+    ]
+    # Text goes in on stdin so that text starting with "-" is never read as an option.
+    data = _run_espeak(args, stdin=text.encode("utf-8"))
+    if len(data) <= 44:
+        return np.zeros(0, np.float32)
+    x, src_rate = read_wav_bytes_lenient(data)
+    if src_rate != rate and x.size:
+        x = soxr.resample(x, src_rate, rate)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def frame_levels(x: np.ndarray, rate: int = SAMPLE_RATE, frame_s: float = 0.01) -> np.ndarray:
+    """RMS level in dBFS of consecutive ``frame_s``-second frames (the tail is dropped)."""
+    frame = max(1, int(rate * frame_s))
+    n = len(x) // frame
+    frames = np.asarray(x[: n * frame], np.float64).reshape(n, frame)
+    return 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+
+
+def speech_bounds(
+    x: np.ndarray, rate: int = SAMPLE_RATE, floor_db: float = -65.0, range_db: float = 55.0
+) -> tuple[int, int]:
+    """Sample indices ``(start, end)`` of the span from the first to the last sounding frame.
+
+    A frame sounds when it is above ``floor_db`` dBFS and within ``range_db`` dB of the
+    loudest frame; 10 ms are kept on either side so soft onsets are not cut.
+    ``(0, 0)`` for silence.
+    """
+    levels = frame_levels(x, rate)
+    if levels.size == 0:
+        return 0, 0
+    sounding = np.flatnonzero((levels > floor_db) & (levels > levels.max() - range_db))
+    if sounding.size == 0:
+        return 0, 0
+    frame = rate // 100
+    return max(0, (sounding[0] - 1) * frame), min(len(x), (sounding[-1] + 2) * frame)
+
+
+def active_seconds(x: np.ndarray, rate: int = SAMPLE_RATE, floor_db: float = -50.0, range_db: float = 35.0) -> float:
+    """Seconds of clearly audible speech: 10 ms frames above ``floor_db`` dBFS and within
+    ``range_db`` dB of the loudest. Measured on espeak-ng's raw output, before levelling."""
+    levels = frame_levels(x, rate)
+    if levels.size == 0:
+        return 0.0
+    return float(np.sum((levels > floor_db) & (levels > levels.max() - range_db))) * 0.01
+
+
+# --- one clip -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClipStyle:
+    """How a word is turned into a clip; ranges are inclusive ``(low, high)``."""
+
+    speed_jitter: float = 0.07  # relative, per clip
+    pitch_jitter: int = 4  # espeak-ng pitch units, per clip
+    gain_db: tuple[float, float] = (-20.0, 0.0)  # after peak normalisation to PEAK
+    noise_floor_db: tuple[float, float] = (-80.0, -65.0)  # dBFS RMS; no digital silence
+    fade_s: float = 0.005
+
+
+def render_clip(
+    text: str, speaker: Speaker, rng: np.random.Generator, style: ClipStyle = ClipStyle()
+) -> tuple[np.ndarray | None, str]:
+    """One word as a 1-second 16 kHz clip: ``(samples, "ok")`` or ``(None, reason)``.
+
+    The word is spoken with jittered speed and pitch, trimmed, placed at a random offset
+    fully inside the second, peak-normalised to :data:`PEAK`, scaled by a random gain and
+    laid over a faint noise floor. Reasons for no clip: ``"silent"`` (under
+    :data:`MIN_ACTIVE_S` of audible speech: some voices say nothing for some words) and
+    ``"too_long"`` (still over a second after two faster retries).
+    """
+    speed = max(80, round(speaker.speed * (1.0 + rng.uniform(-style.speed_jitter, style.speed_jitter))))
+    pitch = int(np.clip(speaker.pitch + rng.integers(-style.pitch_jitter, style.pitch_jitter + 1), 0, 99))
+    gain = 10.0 ** (rng.uniform(*style.gain_db) / 20.0)
+    floor = 10.0 ** (rng.uniform(*style.noise_floor_db) / 20.0)
+    place = rng.uniform()
+    dither = rng.standard_normal(CLIP_SAMPLES)
+    for _ in range(3):
+        raw = speak(text, speaker, speed=speed, pitch=pitch)
+        if active_seconds(raw) < MIN_ACTIVE_S:
+            return None, "silent"
+        start, end = speech_bounds(raw)
+        word = raw[start:end].astype(np.float64)
+        if len(word) <= CLIP_SAMPLES:
+            break
+        speed = round(speed * 1.3)
+    else:
+        return None, "too_long"
+    word *= _fade(len(word), int(style.fade_s * SAMPLE_RATE))
+    word *= PEAK * gain / float(np.max(np.abs(word)))
+    clip = floor * dither
+    offset = int(place * (CLIP_SAMPLES - len(word) + 1))
+    clip[offset:offset + len(word)] += word
+    return np.clip(clip, -1.0, 1.0).astype(np.float32), "ok"
+
+
+def clip_rng(seed: int, speaker: Speaker, word: str, n: int) -> np.random.Generator:
+    """The generator for one clip: independent of every other clip and of run order."""
+    return np.random.default_rng([seed, int(speaker.id, 16), _key(word), n])
+
+
+def _fade(length: int, ramp: int) -> np.ndarray:
+    w = np.ones(length)
+    ramp = min(ramp, length // 2)
+    if ramp > 0:
+        r = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+        w[:ramp], w[length - ramp:] = r, r[::-1]
+    return w
+
+
+# --- a data set -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that decides a synthetic data set's content (with the voices installed)."""
+
+    words: tuple[str, ...] = gsc.WORDS_V2
+    speakers: int = 60
+    repeats: int = 1  # clips per speaker and word: ``<speaker>_nohash_<n>.wav``, n < repeats
+    seed: int = 0
+    voices: tuple[str, ...] | None = None  # None: every English voice that speaks
+    exclude_voices: tuple[str, ...] = ()
+    variants: tuple[str, ...] | None = None  # None: every variant, and none
+    speeds: tuple[int, int] = SPEEDS
+    pitches: tuple[int, int] = PITCHES
+    style: ClipStyle = ClipStyle()
+    noise_seconds: float = 60.0
+
+
+@dataclass
+class SynthSummary:
+    """What :func:`synthesize_dataset` did."""
+
+    written: int = 0
+    skipped_existing: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    speakers: int = 0
+    words: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    def __str__(self) -> str:
+        why = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items()))
+        return (
+            f"{self.written} clips written, {self.skipped_existing} already there, "
+            f"{self.total_dropped} dropped{f' ({why})' if why else ''}; "
+            f"{self.speakers} speakers x {self.words} words in {self.seconds:.1f} s"
+        )
+
+
+def synthesize_dataset(
+    out_dir,
+    config: SynthConfig = SynthConfig(),
+    jobs: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SynthSummary:
+    """Write (or complete) a GSC-layout folder of synthetic speech under ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Created if missing. Clips already there are kept, so an interrupted run resumes.
+    config : SynthConfig
+        Words, speakers, seed, voices and clip style.
+    jobs : int, optional
+        Parallel espeak-ng processes (default: ``os.cpu_count()``).
+    progress : callable, optional
+        Called with the number of clips just finished (written, skipped or dropped).
+
+    Returns
+    -------
+    SynthSummary
+        Counts of clips written, skipped because they existed, and dropped (by reason).
+    """
+    t0 = time.monotonic()
+    out = _prepare_out_dir(out_dir)
+    espeak_version()
+    words = check_words(config.words)
+    speakers = make_speakers(
+        config.speakers, config.seed, config.voices, config.variants, config.exclude_voices,
+        config.speeds, config.pitches,
+    )
+    summary = SynthSummary(speakers=len(speakers), words=len(words))
+    todo = _plan(out, speakers, words, config.repeats, summary, progress)
+    _run_jobs(todo, config, jobs, summary, progress)
+    noise.write_noise_folder(out / gsc.BACKGROUND_NOISE_DIR, config.seed, config.noise_seconds)
+    write_split_lists(out)
+    write_speakers_csv(out, speakers)
+    summary.seconds = time.monotonic() - t0
+    log.debug("%s: %s", out, summary)
+    return summary
+
+
+def _plan(out: Path, speakers, words, repeats, summary, progress) -> list[tuple[Path, Speaker, str, int]]:
+    """The clips still to make; existing ones are counted as skipped."""
+    todo = []
+    for word in words:
+        (out / folder_name(word)).mkdir(exist_ok=True)
+        for spk in speakers:
+            for n in range(repeats):
+                path = out / folder_name(word) / f"{spk.id}_nohash_{n}.wav"
+                if path.exists():
+                    summary.skipped_existing += 1
+                else:
+                    todo.append((path, spk, word, n))
+    if progress and summary.skipped_existing:
+        progress(summary.skipped_existing)
+    return todo
+
+
+def _run_jobs(todo, config: SynthConfig, jobs, summary: SynthSummary, progress) -> None:
+    def one(item):
+        path, spk, word, n = item
+        try:
+            audio, status = render_clip(word, spk, clip_rng(config.seed, spk, word, n), config.style)
+        except SynthError as e:  # one odd word or voice must not cost the whole run
+            log.warning("failed %s/%s: %s", path.parent.name, path.name, e)
+            return "failed"
+        if audio is not None:
+            write_wav(path, audio, SAMPLE_RATE)
+        else:
+            log.info("dropped %s/%s: %s (%s)", path.parent.name, path.name, status, spk.canonical)
+        return status
+
+    # Threads suffice: the work is in espeak-ng subprocesses and soxr, which release the GIL.
+    pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
+    try:
+        for future in as_completed([pool.submit(one, item) for item in todo]):
+            status = future.result()
+            if status == "ok":
+                summary.written += 1
+            else:
+                summary.dropped[status] = summary.dropped.get(status, 0) + 1
+            if progress:
+                progress(1)
+    finally:
+        # On Ctrl-C, finish only the clips in flight (each is written atomically) and go.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_words(words: Iterable[str]) -> tuple[str, ...]:
+    """Lower-case, de-duplicated words; :class:`SynthError` for one that cannot be a folder."""
+    out = []
+    for w in words:
+        w = " ".join(w.strip().lower().split())
+        if not _WORD.match(w):
+            raise SynthError(
+                f"word {w!r} cannot be used: letters, digits, spaces, ' and - only, starting with a letter or digit"
+            )
+        if w not in out:
+            out.append(w)
+    if not out:
+        raise SynthError("no words to speak")
+    return tuple(out)
+
+
+def read_words(spec: str) -> tuple[str, ...]:
+    """Words from ``spec``: a file (one per line or comma-separated, ``#`` comments) or ``a,b,c``."""
+    path = Path(spec)
+    if path.is_file():
+        text = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+    elif "/" in spec or spec.endswith(".txt"):
+        raise SynthError(f"{spec}: no such words file")
+    else:
+        text = spec
+    return check_words(w for line in text.splitlines() for w in line.split(",") if w.strip())
+
+
+def folder_name(word: str) -> str:
+    """The word's folder: spaces become ``_`` (``"lights on"`` → ``lights_on``)."""
+    return word.replace(" ", "_")
+
+
+def write_split_lists(out_dir) -> dict[str, int]:
+    """Write ``validation_list.txt`` and ``testing_list.txt`` for every clip in ``out_dir``.
+
+    All clips found are listed, not only this run's, so clips left by an earlier run with
+    other options never fall into training by default. Returns the clip count per split.
+    """
+    out = Path(out_dir)
+    clips = sorted(f"{p.parent.name}/{p.name}" for p in out.glob("*/*_nohash_*.wav") if not p.parent.name.startswith("_"))
+    splits = {s: [c for c in clips if gsc.which_set(c) == s] for s in gsc.SPLITS}
+    _write_text_atomic(out / gsc.VALIDATION_LIST, "".join(f"{c}\n" for c in splits["validation"]))
+    _write_text_atomic(out / gsc.TESTING_LIST, "".join(f"{c}\n" for c in splits["testing"]))
+    return {s: len(c) for s, c in splits.items()}
+
+
+SPEAKER_FIELDS = ("speaker", "voice", "variant", "family", "speed", "pitch", "split")
+
+
+def write_speakers_csv(out_dir, speakers: Iterable[Speaker]) -> Path:
+    """Write ``speakers.csv``, merged with the rows of an earlier run, sorted by speaker id."""
+    path = Path(out_dir) / "speakers.csv"
+    rows = {}
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = {r["speaker"]: r for r in csv.DictReader(f) if r.get("speaker")}
+    for s in speakers:
+        split = gsc.which_set(f"{s.id}_nohash_0.wav")
+        rows[s.id] = dict(zip(SPEAKER_FIELDS, (s.id, s.voice, s.variant, s.family, s.speed, s.pitch, split)))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SPEAKER_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows[k] for k in sorted(rows))
+    _write_text_atomic(path, buf.getvalue())
+    return path
+
+
+def _prepare_out_dir(out_dir) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SynthError(f"{out}: is a file, not a folder; give a new or existing folder for the data set")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SynthError(f"{out}: cannot create the folder ({e.strerror})") from None
+    return out
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _run_espeak(args: list[str], stdin: bytes | None = None) -> bytes:
+    """Run espeak-ng and return its stdout; :class:`SynthError` if it is missing or fails."""
+    exe = shutil.which(ESPEAK)
+    if exe is None:
+        raise SynthError("espeak-ng is not installed (Debian/Ubuntu/Raspberry Pi OS: sudo apt-get install espeak-ng)")
+    proc = subprocess.run([exe, *args], input=stdin if stdin is not None else b"", capture_output=True)
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise SynthError(f"espeak-ng {' '.join(args[:2])} failed: {err[-1] if err else f'exit status {proc.returncode}'}")
+    return proc.stdout
+
+
+def _key(text: str) -> int:
+    # A stable integer per string for seeding: Python's hash() is salted per process.
+    return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:16], 16)
