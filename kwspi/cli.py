@@ -8,8 +8,10 @@ Commands that need torch live in :mod:`kwspi.train` and are imported lazily, so
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -19,6 +21,8 @@ from kwspi.errors import KwspiError
 #: command name -> "module:attribute" of its click command
 LAZY_COMMANDS = {
     "synth": "kwspi.train.cli:synth",
+    "train": "kwspi.train.train_cli:train",
+    "export": "kwspi.train.train_cli:export",
 }
 
 
@@ -68,3 +72,89 @@ def main(verbose):
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def _model_path(path) -> Path:
+    if path is not None:
+        return Path(path)
+    from kwspi.modelinfo import bundled_model_path
+
+    return bundled_model_path()
+
+
+@main.command()
+@click.argument("model", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(model, as_json):
+    """Show what a model file says about itself (the bundled model without MODEL).
+
+    Labels, front end, size and cost, the data it was trained on and its measured
+    accuracy, and the recommended detection thresholds.
+
+    \b
+    Example:
+      kwspi info
+      kwspi info runs/dscnn-s/model.onnx --json
+    """
+    from kwspi.modelinfo import read_info
+
+    path = _model_path(model)
+    meta = read_info(path)
+    d = {"path": str(path), "file_bytes": path.stat().st_size, **meta.as_dict()}
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    f = meta.features
+    click.echo(f"model       {path} ({d['file_bytes']:,} bytes)")
+    click.echo(f"labels      {', '.join(meta.labels)}")
+    click.echo(f"front end   {f.n_mfcc} MFCC x {f.n_frames} frames ({f.win_ms} ms window, {f.hop_ms} ms hop, "
+               f"{f.sample_rate} Hz), hash {f.hash()}")
+    click.echo(f"network     {json.dumps(meta.arch) if meta.arch else '?'}")
+    click.echo(f"cost        {meta.macs / 1e6:.2f} M MACs, {meta.params:,} parameters, "
+               f"{meta.weight_bytes:,} weight bytes at {meta.weight_bits} bit")
+    click.echo(f"trained on  {meta.dataset or '?'}")
+    for key, value in meta.metrics.items():
+        click.echo(f"metric      {key}: {json.dumps(value)}")
+    click.echo(f"thresholds  {json.dumps(meta.thresholds)}")
+    click.echo(f"created by  {meta.created_by}")
+
+
+@main.command("eval")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path),
+              help="An int8/float ONNX model, or a training checkpoint (.pt, needs torch). [default: bundled]")
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A folder in Google Speech Commands layout.")
+@click.option("--split", default="testing", show_default=True,
+              type=click.Choice(["training", "validation", "testing", "all"]),
+              help="Which clips: by the folder's list files, else GSC's hash rule; 'all' takes every clip.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the _unknown_ sample.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(model, data, split, seed, as_json):
+    """Accuracy of a model on a GSC-layout folder, per class and as a confusion matrix.
+
+    The split gets the paper's balance: every keyword clip, a tenth as many
+    _unknown_ clips (other words, seeded) and a tenth as many _silence_ examples.
+
+    \b
+    Example:
+      kwspi eval --data data/synth --split testing
+      kwspi eval --model runs/dscnn-s/model.onnx --data speech_commands_v0.01 --json
+    """
+    path = _model_path(model)
+    if path.suffix == ".pt":
+        try:
+            from kwspi.train.train_cli import evaluate_checkpoint
+        except ModuleNotFoundError as e:
+            raise click.ClickException(f"evaluating a checkpoint needs {e.name}: pip install 'kwspi[train]'")
+        report = evaluate_checkpoint(path, data, split, seed)
+    else:
+        from kwspi.evaluate import evaluate_onnx
+
+        report = evaluate_onnx(path, data, split, seed, progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"{report['model']} on {report['data']} ({split}): accuracy {report['accuracy']:.4f} "
+               f"over {report['n']} examples")
+    for label, acc in report["per_class"].items():
+        click.echo(f"  {label:<12} {'-' if acc is None else f'{acc:.4f}'}")

@@ -43,6 +43,8 @@ BACKGROUND_NOISE_DIR = "_background_noise_"
 VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
 SPLITS = ("training", "validation", "testing")
+#: Every clip of the folder: for a folder of speakers no model has heard.
+ALL = "all"
 
 _MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # from TensorFlow's speech_commands/input_data.py
 _NOHASH = re.compile(r"_nohash_.*$")
@@ -132,9 +134,10 @@ def build_split(root, split: str, task: TaskSpec = TaskSpec(), seed: int = 0) ->
 
     All K keyword clips of the split, ``int(K * unknown_fraction)`` clips drawn (seeded) from
     the other words, and ``int(K * silence_fraction)`` silence examples (``path=None``).
+    ``split="all"`` takes every clip of the folder, whatever the split rule says.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split not in SPLITS + (ALL,):
+        raise DatasetError(f"split must be one of {', '.join(SPLITS + (ALL,))}, got {split!r}")
     root = Path(root)
     words = scan(root)
     missing = [k for k in task.keywords if k not in words]
@@ -142,7 +145,7 @@ def build_split(root, split: str, task: TaskSpec = TaskSpec(), seed: int = 0) ->
         raise DatasetError(f"{root}: no clips for keyword(s) {', '.join(missing)}")
     labels = task.labels
     all_clips = [c for clips in words.values() for c in clips]
-    chosen = split_of_clips(root, all_clips)[split]
+    chosen = all_clips if split == ALL else split_of_clips(root, all_clips)[split]
     keyword_index = {k: i for i, k in enumerate(task.keywords)}
     kw, other = [], []
     for c in chosen:

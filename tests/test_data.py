@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import make_gsc
-from kwspi import gsc
+from kwspi import clips, gsc
 from kwspi.errors import DatasetError
 from kwspi.features import FeatureConfig, clip_features
 from kwspi.train import data
@@ -202,15 +202,15 @@ def test_bad_clips_are_skipped_resampled_padded_or_cut(small, caplog):
 def test_load_clip_resamples_pads_and_cuts(tmp_path):
     t = np.arange(8000) / 8000
     write_wav(tmp_path / "a.wav", 0.5 * np.sin(2 * np.pi * 1000 * t), 8000)
-    wave, rate, n = data.load_clip(tmp_path / "a.wav", 16000, 16000)
+    wave, rate, n = clips.load_clip(tmp_path / "a.wav", 16000, 16000)
     assert (wave.dtype, wave.shape, rate, n) == (np.int16, (16000,), 8000, 16000)
     spectrum = np.abs(np.fft.rfft(wave.astype(float)))
     assert np.argmax(spectrum) == pytest.approx(1000, abs=2)  # 1 kHz stays 1 kHz (1 Hz bins)
     write_wav(tmp_path / "b.wav", np.full(12345, 0.25, np.float32), 16000)
-    wave, _, n = data.load_clip(tmp_path / "b.wav", 16000, 16000)
+    wave, _, n = clips.load_clip(tmp_path / "b.wav", 16000, 16000)
     assert n == 12345 and np.all(wave[:12345] == 8192) and not wave[12345:].any()
     write_wav(tmp_path / "c.wav", np.full(20000, 0.25, np.float32), 16000)
-    wave, _, n = data.load_clip(tmp_path / "c.wav", 16000, 16000)
+    wave, _, n = clips.load_clip(tmp_path / "c.wav", 16000, 16000)
     assert n == 20000 and wave.shape == (16000,)
 
 

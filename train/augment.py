@@ -85,6 +85,15 @@ class AugmentConfig:
         d["augment_version"] = AUGMENT_VERSION
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
+    @classmethod
+    def from_json(cls, text: str) -> "AugmentConfig":
+        """Rebuild a config from :meth:`to_json` (as stored in a checkpoint)."""
+        d = json.loads(text)
+        version = d.pop("augment_version", None)
+        if version != AUGMENT_VERSION:
+            raise ValueError(f"augmentation version {version!r} is not {AUGMENT_VERSION}")
+        return cls(**d)
+
     def hash(self) -> str:
         """16 hex digits of the SHA-256 of :meth:`to_json`; keys caches of augmented features."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]

@@ -72,6 +72,7 @@ from threadpoolctl import threadpool_limits
 import soxr
 
 from kwspi import gsc
+from kwspi.clips import load_clip
 from kwspi.errors import DatasetError, WavError
 from kwspi.features import FeatureConfig, clip_features
 from kwspi.gsc import TaskSpec
@@ -94,39 +95,6 @@ _UNREADABLE = (WavError, ValueError, OSError, EOFError, struct.error)
 
 # ---------------------------------------------------------------------------------------
 # Loading one clip
-
-
-def fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """``x`` cut to ``n`` samples, or zero-padded at the end to ``n``."""
-    if len(x) >= n:
-        return x[:n]
-    return np.pad(x, (0, n - len(x)))
-
-
-def to_pcm16(x: np.ndarray) -> np.ndarray:
-    """Float audio in [-1, 1) as int16 (exact for audio that came from 16-bit PCM)."""
-    return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
-
-
-def load_clip(path, sample_rate: int, n_samples: int) -> tuple[np.ndarray, int, int]:
-    """Read a WAV as one model window of 16-bit PCM.
-
-    Returns
-    -------
-    (wave, source_rate, source_samples)
-        ``wave`` int16 ``[n_samples]`` at ``sample_rate`` Hz (resampled with soxr when the
-        file's rate differs, then cut or zero-padded at the end); the file's own rate in Hz
-        and its length in samples at ``sample_rate``, so callers can count what was done.
-
-    Raises
-    ------
-    WavError
-        The file cannot be read as PCM WAV.
-    """
-    x, rate = read_wav(path)
-    if rate != sample_rate:
-        x = soxr.resample(x, rate, sample_rate)
-    return to_pcm16(fit_length(x, n_samples)), rate, len(x)
 
 
 def load_noise(root, sample_rate: int) -> tuple[np.ndarray, ...]:

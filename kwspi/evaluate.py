@@ -1,0 +1,82 @@
+"""Accuracy of an ONNX model on a GSC-layout folder, without torch (it runs on a Pi).
+
+Clips are loaded with :func:`kwspi.clips.load_clip` and turned into features with the
+model's own front end, the same path training took, and the split is built with the
+model's labels and the paper's balance (:func:`kwspi.gsc.build_split`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from kwspi import gsc
+from kwspi.clips import load_clip
+from kwspi.errors import DatasetError, KwspiError
+from kwspi.features import FeatureConfig, clip_features
+from kwspi.metrics import classification_report
+from kwspi.modelinfo import open_session
+
+log = logging.getLogger(__name__)
+
+
+def task_for(labels: tuple[str, ...]) -> gsc.TaskSpec:
+    """The task a model was trained for, from its labels (keywords, silence, unknown)."""
+    task = gsc.TaskSpec(keywords=tuple(lab for lab in labels if lab not in (gsc.SILENCE, gsc.UNKNOWN)))
+    if task.labels != tuple(labels):
+        raise KwspiError(f"model labels {list(labels)} are not keywords followed by _silence_, _unknown_")
+    return task
+
+
+def split_features(root, split: str, cfg: FeatureConfig, task: gsc.TaskSpec, seed: int = 0, progress: bool = False):
+    """Features ``[n, 1, n_mfcc, n_frames]`` float32 and labels ``[n]`` of one split.
+
+    Unreadable clips are skipped and counted in the log.
+    """
+    examples = gsc.build_split(root, split, task, seed)
+    if not examples:
+        raise DatasetError(f"{root}: the {split} split is empty")
+    X, y, skipped = [], [], 0
+    with click.progressbar(examples, label=f"features {split}", file=sys.stderr) if progress else _plain(examples) as it:
+        for ex in it:
+            if ex.path is None:
+                wave = np.zeros(cfg.clip_samples, np.int16)
+            else:
+                try:
+                    wave = load_clip(ex.path, cfg.sample_rate, cfg.clip_samples)[0]
+                except KwspiError as e:
+                    skipped += 1
+                    log.warning("skipping %s", e)
+                    continue
+            X.append(clip_features(wave, cfg))
+            y.append(ex.label)
+    if skipped:
+        log.warning("%s: skipped %d unreadable clip(s) of %d", root, skipped, len(examples))
+    return np.stack(X)[:, None], np.asarray(y, dtype=np.int64)
+
+
+def evaluate_onnx(model_path, data, split: str = "testing", seed: int = 0, progress: bool = False) -> dict:
+    """Accuracy, per-class accuracy and confusion of an ONNX model on one split."""
+    session, info = open_session(model_path, threads=0)
+    task = task_for(info.labels)
+    X, y = split_features(data, split, info.features, task, seed, progress)
+    name = session.get_inputs()[0].name
+    logits = np.concatenate([session.run(None, {name: X[i:i + 256]})[0] for i in range(0, len(X), 256)])
+    report = classification_report(y, logits.argmax(1), info.labels)
+    report.update(model=str(model_path), data=str(Path(data)), split=split)
+    return report
+
+
+class _plain:
+    def __init__(self, it):
+        self.it = it
+
+    def __enter__(self):
+        return self.it
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,228 @@
+"""``kwspi train`` and ``kwspi export``: the commands that need torch.
+
+Kept apart from :mod:`kwspi.train.cli` (``kwspi synth``, torch-free) so that a missing
+torch is reported by the CLI group as "pip install 'kwspi[train]'" before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from kwspi import gsc
+from kwspi.errors import DatasetError, KwspiError
+from kwspi.features import FeatureConfig
+from kwspi.metrics import classification_report
+from kwspi.modelinfo import ModelInfo
+from kwspi.train.augment import AugmentConfig
+from kwspi.train.counting import count
+from kwspi.train.data import DEFAULT_VIEWS, load_split
+from kwspi.train.export import export_model
+from kwspi.train.model import build_model, set_input_stats
+from kwspi.train.quant import set_weight_quant, snap_weights_
+from kwspi.train.space import Arch, load_arch
+from kwspi.train.train import TrainConfig, fit, load_checkpoint, load_weights, predict
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def _keywords(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return gsc.KEYWORDS
+    return tuple(w.strip() for w in value.split(",") if w.strip())
+
+
+def _tensors(fs, epoch: int = 0):
+    return torch.from_numpy(np.ascontiguousarray(fs.features_for_epoch(epoch))), torch.from_numpy(fs.labels)
+
+
+@click.command("train")
+@click.argument("arch_spec", metavar="ARCH")
+@click.option("--data", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Training data in Google Speech Commands layout.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: checkpoint.pt (every epoch), arch.json, metrics.json.")
+@click.option("--epochs", type=click.IntRange(min=1), default=120, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True,
+              help="Initial learning rate (cosine decay to 0 per iteration).")
+@click.option("--n-mfcc", type=click.IntRange(1, 40), default=10, show_default=True,
+              help="Cepstral coefficients (the paper tries 10, 20, 30, 40).")
+@click.option("--bits", type=click.IntRange(1, 8), default=8, show_default=True,
+              help="Weight bits for quantization-aware training (STE).")
+@click.option("--float", "float_weights", is_flag=True, help="Train float weights (no QAT).")
+@click.option("--quant-scheme", type=click.Choice(["channel", "paper"]), default="channel", show_default=True,
+              help="channel: per-channel symmetric, as the int8 export; paper: per tensor in [-1, 1].")
+@click.option("--views", type=click.IntRange(min=0), default=DEFAULT_VIEWS, show_default=True,
+              help="Augmented views cached per clip; 0 computes fresh augmentation every epoch.")
+@click.option("--no-augment", is_flag=True, help="No time shift and no background noise.")
+@click.option("--keywords", default=None, help="Comma-separated keywords. [default: the 10 GSC keywords]")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Feature cache. [default: DATA/.kwspi-cache]")
+@click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
+def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weights, quant_scheme, views,
+          no_augment, keywords, seed, device, cache_dir, resume):
+    """Train a network: an architecture JSON file (e.g. from `kwspi search`) or a
+    baseline name (dscnn-s, dscnn-m, dscnn-l).
+
+    The paper's recipe: SGD with Nesterov momentum, cosine learning rate, label
+    smoothing 0.1, 8-bit weights through the straight-through estimator. A checkpoint
+    is written after every epoch; --resume continues an interrupted run exactly.
+
+    \b
+    Example:
+      kwspi train dscnn-s --data data/synth --out runs/dscnn-s --epochs 30
+      kwspi train arch.json --data speech_commands_v0.01 --out runs/nas --n-mfcc 20
+    """
+    arch = load_arch(arch_spec)
+    cfg = FeatureConfig(n_mfcc=n_mfcc)
+    task = gsc.TaskSpec(keywords=_keywords(keywords))
+    tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                       weight_bits=None if float_weights else bits, quant_scheme=quant_scheme)
+    checkpoint = out / CHECKPOINT_NAME
+    if checkpoint.exists() and not resume:
+        raise KwspiError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
+    if resume and checkpoint.exists():
+        _check_same_run(load_checkpoint(checkpoint), arch, cfg, tcfg, checkpoint)
+    aug = None if no_augment else AugmentConfig()
+    train_set = load_split(data, "training", cfg, task, aug, views or None, seed, cache_dir, progress=True)
+    val_set = _optional_split(data, "validation", cfg, task, seed, cache_dir)
+
+    torch.manual_seed(seed)
+    model = build_model(arch, cfg.n_mfcc, cfg.n_frames, len(task.labels))
+    X0, _ = _tensors(train_set)
+    set_input_stats(model, X0.mean(dim=(0, 1, 3)), X0.std(dim=(0, 1, 3)))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "arch.json").write_text(arch.to_json() + "\n")
+    meta = {"arch": arch.to_dict(), "features": cfg.to_json(), "labels": list(task.labels),
+            "data": str(data.resolve()), "augment": aug.to_json() if aug else None, "views": views}
+    fit(model, lambda e: _tensors(train_set, e), val_set and _tensors(val_set), tcfg, checkpoint, meta,
+        resume=resume)
+
+    metrics = {}
+    for split, fs in [("validation", val_set), ("testing", _optional_split(data, "testing", cfg, task, seed, cache_dir))]:
+        if fs is None:
+            continue
+        X, y = _tensors(fs)
+        report = classification_report(y.numpy(), predict(model, X), task.labels)
+        metrics[split] = {"accuracy": report["accuracy"], "n": report["n"]}
+    state = load_checkpoint(checkpoint)
+    state["metrics"] = metrics
+    from kwspi.train.train import save_checkpoint
+
+    save_checkpoint(checkpoint, state)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    click.echo(f"{out}: " + ", ".join(f"{k} accuracy {v['accuracy']:.4f} (n={v['n']})" for k, v in metrics.items()))
+
+
+def _optional_split(data, split, cfg, task, seed, cache_dir):
+    """An unaugmented evaluation split, or ``None`` (with a warning) when it has no clips."""
+    try:
+        return load_split(data, split, cfg, task, None, None, seed, cache_dir, progress=True)
+    except DatasetError as e:
+        log.warning("no %s figures: %s", split, e)
+        return None
+
+
+def _check_same_run(state: dict, arch: Arch, cfg: FeatureConfig, tcfg: TrainConfig, path: Path) -> None:
+    if Arch.from_dict(state["arch"]) != arch or state["features"] != cfg.to_json():
+        raise KwspiError(f"{path}: was trained with another architecture or front end; use another --out")
+    if state["train_config"] != asdict(tcfg):
+        changed = sorted(k for k, v in asdict(tcfg).items() if state["train_config"].get(k) != v)
+        raise KwspiError(f"{path}: resume needs the same options; these differ: {', '.join(changed)}")
+
+
+def restore(checkpoint: Path, arch_spec: str | None = None):
+    """Network, front end, labels and checkpoint state, with QAT weights snapped to their grid."""
+    state = load_checkpoint(checkpoint)
+    arch = Arch.from_dict(state["arch"])
+    if arch_spec is not None and load_arch(arch_spec) != arch:
+        raise KwspiError(f"{checkpoint}: was trained as {arch.name}, not the architecture given with --arch")
+    cfg = FeatureConfig.from_json(state["features"])
+    labels = tuple(state["labels"])
+    model = build_model(arch, cfg.n_mfcc, cfg.n_frames, len(labels))
+    load_weights(model, state, checkpoint)
+    tcfg = TrainConfig(**state["train_config"])
+    set_weight_quant(model, tcfg.weight_quant)
+    snap_weights_(model)
+    return model.eval(), cfg, labels, state
+
+
+def evaluate_checkpoint(checkpoint: Path, data: Path, split: str, seed: int = 0) -> dict:
+    """``kwspi eval`` for a training checkpoint (float forward pass of the QAT weights)."""
+    model, cfg, labels, _ = restore(checkpoint)
+    fs = load_split(data, split, cfg, gsc.TaskSpec(keywords=labels[:-2]), None, None, seed)
+    X, y = _tensors(fs)
+    report = classification_report(y.numpy(), predict(model, X), labels)
+    report.update(model=str(checkpoint), data=str(data), split=split)
+    return report
+
+
+@click.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The int8 ONNX file.")
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Calibration and evaluation data. [default: the training data the checkpoint names]")
+@click.option("--eval-data", "eval_data", multiple=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="More folders to measure (every clip), e.g. voices never trained on; repeatable.")
+@click.option("--float-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the float ONNX model here.")
+@click.option("--arch", "arch_spec", default=None, help="Refuse the checkpoint unless it has this architecture.")
+@click.option("--calibration-size", type=click.IntRange(min=10), default=400, show_default=True,
+              help="Training windows (silence and noise included) that calibrate the int8 activations.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+              help="Recommended detection threshold written into the model.")
+@click.option("--dataset-name", default=None, help="How the model describes its training data.")
+def export(checkpoint, out, data, eval_data, float_out, arch_spec, calibration_size, threshold, dataset_name):
+    """Export a training checkpoint to a self-describing int8 ONNX model.
+
+    Static int8 quantization (QDQ, per-channel weights) calibrated on training
+    windows, then the model is measured on the validation and testing splits (and on
+    any --eval-data folders) and the figures are stored in its metadata.
+
+    \b
+    Example:
+      kwspi export runs/dscnn-s/checkpoint.pt --out model.onnx
+      kwspi export runs/nas/checkpoint.pt --out nas.onnx --eval-data data/heldout --float-out nas-float.onnx
+    """
+    model, cfg, labels, state = restore(checkpoint, arch_spec)
+    data = data or Path(state["data"])
+    task = gsc.TaskSpec(keywords=labels[:-2])
+    aug = AugmentConfig.from_json(state["augment"]) if state.get("augment") else None
+    seed = state["train_config"]["seed"]
+    train_set = load_split(data, "training", cfg, task, aug, state.get("views") or None, seed, progress=True)
+    X, _ = _tensors(train_set)
+    pick = np.random.default_rng(seed).permutation(len(X))[:calibration_size]
+    c = count(model, (1, 1, cfg.n_mfcc, cfg.n_frames))
+    bits = state["train_config"]["weight_bits"] or 8
+    info = ModelInfo(labels=labels, features=cfg, arch=state["arch"], macs=c.macs, params=c.params,
+                     weight_bits=8, weight_bytes=c.weight_bytes(8),
+                     dataset=dataset_name or f"{data.name} ({len(X)} training examples)",
+                     thresholds={"default": threshold})
+    sizes = export_model(model, info, X[pick].numpy(), out, float_out)
+    from kwspi.evaluate import evaluate_onnx
+
+    metrics = {"qat_bits": bits}
+    for name, folder, split in [("validation", data, "validation"), ("testing", data, "testing")] + [
+            (f"{Path(d).name}/all", d, "all") for d in eval_data]:
+        try:
+            report = evaluate_onnx(out, folder, split, seed)
+        except DatasetError as e:
+            log.warning("no %s figures: %s", name, e)
+            continue
+        metrics[name] = {"accuracy": round(report["accuracy"], 5), "n": report["n"]}
+    from kwspi.train.export import write_metadata
+
+    write_metadata(out, replace(info, metrics=metrics), out)
+    click.echo(f"{out}: {sizes['bytes']:,} bytes (float {sizes['float_bytes']:,}), "
+               + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in metrics.items() if isinstance(v, dict)))
