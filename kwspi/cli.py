@@ -18,11 +18,15 @@ import click
 from kwspi import __version__
 from kwspi.errors import KwspiError
 
-#: command name -> "module:attribute" of its click command
+#: command name -> ("module:attribute" of its click command, its one-line help). The help
+#: is repeated here so that `kwspi --help` imports none of them (torch, sounddevice);
+#: a test checks it matches each command's own.
 LAZY_COMMANDS = {
-    "synth": "kwspi.train.cli:synth",
-    "train": "kwspi.train.train_cli:train",
-    "export": "kwspi.train.train_cli:export",
+    "synth": ("kwspi.train.cli:synth", "Synthesize spoken words with espeak-ng, in Google Speech Commands' layout."),
+    "train": ("kwspi.train.train_cli:train", "Train a network: an architecture JSON file or a baseline name."),
+    "export": ("kwspi.train.train_cli:export", "Export a training checkpoint to a self-describing int8 ONNX model."),
+    "listen": ("kwspi.deploy.cli:listen", "Listen for keywords in a microphone or a WAV file."),
+    "devices": ("kwspi.deploy.cli:devices", "List the audio input devices kwspi can listen to."),
 }
 
 
@@ -34,7 +38,7 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx, name):
         if name in LAZY_COMMANDS:
-            module, attr = LAZY_COMMANDS[name].split(":")
+            module, attr = LAZY_COMMANDS[name][0].split(":")
             try:
                 return getattr(importlib.import_module(module), attr)
             except ModuleNotFoundError as e:
@@ -44,6 +48,12 @@ class LazyGroup(click.Group):
                     ) from None
                 raise
         return super().get_command(ctx, name)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, LAZY_COMMANDS[name][1] if name in LAZY_COMMANDS else self.commands[name].get_short_help_str())
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:
@@ -82,7 +92,7 @@ def _model_path(path) -> Path:
     return bundled_model_path()
 
 
-@main.command()
+@main.command(short_help="Show what a model file says about itself.")
 @click.argument("model", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(model, as_json):
@@ -119,7 +129,7 @@ def info(model, as_json):
     click.echo(f"created by  {meta.created_by}")
 
 
-@main.command("eval")
+@main.command("eval", short_help="Accuracy of a model on a GSC-layout folder.")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path),
               help="An int8/float ONNX model, or a training checkpoint (.pt, needs torch). [default: bundled]")
 @click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),

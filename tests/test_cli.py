@@ -23,6 +23,11 @@ def test_every_command_has_help_with_an_example():
         assert "Example:" in result.output, name
 
 
+def test_lazy_help_matches_each_command():
+    for name, (_, short_help) in cli.LAZY_COMMANDS.items():
+        assert cli.main.get_command(None, name).short_help == short_help, name
+
+
 def test_version():
     result = CliRunner().invoke(cli.main, ["--version"])
     assert __version__ in result.output
@@ -41,7 +46,7 @@ def test_user_errors_are_one_line_with_status_2(monkeypatch):
 
 
 def test_missing_torch_names_the_install_command(monkeypatch):
-    monkeypatch.setitem(cli.LAZY_COMMANDS, "needs-torch", "torch:nn")
+    monkeypatch.setitem(cli.LAZY_COMMANDS, "needs-torch", ("torch:nn", "Needs torch."))
     monkeypatch.setitem(sys.modules, "torch", None)
     result = CliRunner().invoke(cli.main, ["needs-torch"])
     assert result.exit_code != 0

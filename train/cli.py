@@ -22,7 +22,7 @@ def _names(value: str | None) -> tuple[str, ...] | None:
     return tuple(x.strip() for x in value.split(",") if x.strip())
 
 
-@click.command("synth")
+@click.command("synth", short_help="Synthesize spoken words with espeak-ng, in Google Speech Commands' layout.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--speakers", "n_speakers", type=click.IntRange(min=1), default=60, show_default=True,
               help="Number of speakers (voice+variant at one speed and pitch).")

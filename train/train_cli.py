@@ -44,7 +44,7 @@ def _tensors(fs, epoch: int = 0):
     return torch.from_numpy(np.ascontiguousarray(fs.features_for_epoch(epoch))), torch.from_numpy(fs.labels)
 
 
-@click.command("train")
+@click.command("train", short_help="Train a network: an architecture JSON file or a baseline name.")
 @click.argument("arch_spec", metavar="ARCH")
 @click.option("--data", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Training data in Google Speech Commands layout.")
@@ -168,7 +168,7 @@ def evaluate_checkpoint(checkpoint: Path, data: Path, split: str, seed: int = 0)
     return report
 
 
-@click.command("export")
+@click.command("export", short_help="Export a training checkpoint to a self-describing int8 ONNX model.")
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The int8 ONNX file.")
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,

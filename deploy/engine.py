@@ -1,0 +1,237 @@
+"""The streaming engine: 16 kHz samples in, posteriors every hop, detections out.
+
+Every hop (``hop_ms``, default 100 ms) the new samples go through the streaming front end
+(:class:`~kwspi.features.StreamingMfcc`: only the new frames are computed), the frames
+enter a ring holding the model's window (the last ``n_frames`` frames, one second), and the
+int8 ONNX model scores that window once. :class:`StreamScorer` does this much and yields
+:class:`Window` (time, posteriors); :class:`Detector` adds the decision logic
+(:mod:`kwspi.deploy.decision`) and is the API for using kwspi from Python::
+
+    from kwspi.deploy import Detector
+    detector = Detector("model.onnx", thresholds={"yes": 0.9})
+    for block in blocks_of_16khz_mono_audio:
+        for d in detector.process(block):
+            print(d.label, d.score, d.time)
+
+Because audio is regrouped into whole hops before anything else sees it, the results do not
+depend on how the input is chunked.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass
+
+import numpy as np
+
+from kwspi.errors import KwspiError
+from kwspi.features import FeatureConfig, StreamingMfcc, as_float
+
+from kwspi.deploy.decision import DecisionConfig, DecisionLogic, Detection, is_keyword, resolve_thresholds
+from kwspi.deploy.model import LoadedModel
+from kwspi.deploy.ringbuffer import FrameRing, HopBuffer
+
+class HopError(KwspiError):
+    """A hop length the model's front end cannot step by."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The model's verdict on one window.
+
+    Attributes
+    ----------
+    time:
+        Seconds from the stream's start to the end of the window.
+    posteriors:
+        Softmax of the logits, one per label, shape ``[n_labels]``.
+    """
+
+    time: float
+    posteriors: np.ndarray
+
+
+def hop_samples(hop_ms: int, cfg: FeatureConfig) -> int:
+    """``hop_ms`` in samples; at least one front-end frame step and at most one window."""
+    if not cfg.hop_ms <= hop_ms <= cfg.clip_ms or (hop_ms * cfg.sample_rate) % 1000:
+        raise HopError(
+            f"hop of {hop_ms} ms: must lie between the model's frame step ({cfg.hop_ms} ms) "
+            f"and its window ({cfg.clip_ms} ms)"
+        )
+    return hop_ms * cfg.sample_rate // 1000
+
+
+class StreamScorer:
+    """Samples in, one :class:`Window` per hop out (once the first window is full).
+
+    Parameters
+    ----------
+    model:
+        The loaded model.
+    hop_ms:
+        Milliseconds between two windows, from the front end's frame step (20 ms) to its
+        window (1 s). A window ends at the last whole frame, so with a hop that is not a
+        multiple of the frame step the windows are spaced unevenly (40, 60, 40 ms ... at
+        50 ms) and their times stay exact.
+    """
+
+    def __init__(self, model: LoadedModel, hop_ms: int = 100):
+        self.hop_ms = hop_ms
+        self.samples_seen = 0  # samples consumed in whole hops since the stream started
+        self._hops = None
+        self._use(model, hop_samples(hop_ms, model.features))
+
+    def _use(self, model: LoadedModel, hop: int) -> None:
+        cfg = model.features
+        self.model = model
+        if self._hops is None or self._hops.hop != hop:
+            self._hops = HopBuffer(hop)  # a partial hop held by an old buffer is dropped
+        self._mfcc = StreamingMfcc(cfg)
+        self._ring = FrameRing(cfg.n_mfcc, cfg.n_frames)
+        self._window = np.zeros((cfg.n_mfcc, cfg.n_frames), dtype=np.float32)
+        self._scored = 0  # ring count at the last inference
+        self._origin = self.samples_seen  # stream sample where the front end's frame 0 starts
+
+    @property
+    def time(self) -> float:
+        """Seconds of audio consumed, in whole hops."""
+        return self.samples_seen / self.model.features.sample_rate
+
+    def reset(self) -> None:
+        """Start a new stream: time 0, empty window (the next window comes after warm-up)."""
+        self.samples_seen = 0
+        self._hops.reset()
+        self._use(self.model, self._hops.hop)
+
+    def replace_model(self, model: LoadedModel) -> None:
+        """Score with ``model`` from the next hop on, keeping the stream clock.
+
+        With the same front end the feature window carries over, so there is no gap; with
+        another front end the window is refilled first (one window of warm-up).
+        """
+        hop = hop_samples(self.hop_ms, model.features)
+        if model.features == self.model.features:
+            self.model = model
+        else:
+            self._use(model, hop)
+
+    def push(self, samples) -> list[Window]:
+        """Add 16 kHz mono samples (int16, or float in [-1, 1)), shape ``[n]`` or ``[n, 1]``;
+        return the windows completed."""
+        x = np.asarray(samples)
+        if x.ndim == 2 and x.shape[1] == 1:
+            x = x[:, 0]  # sounddevice's layout for one channel
+        out = []
+        for block in self._hops.split(as_float(x)):
+            window = self.step(block)
+            if window is not None:
+                out.append(window)
+        return out
+
+    def step(self, block: np.ndarray) -> Window | None:
+        """Advance by exactly one hop of samples; a window if the ring is full and has new frames."""
+        self._ring.extend(self.features(block))
+        self.samples_seen += len(block)
+        if not self._ring.full or self._ring.count == self._scored:
+            return None
+        self._scored = self._ring.count
+        return Window(self._window_end(), self.infer(self._ring.window(self._window)))
+
+    def features(self, block: np.ndarray) -> np.ndarray:
+        """Front end: the frames completed by ``block``, ``[n_mfcc, k]``."""
+        return self._mfcc.push(block)
+
+    def infer(self, window: np.ndarray) -> np.ndarray:
+        """Model: posteriors of one window."""
+        return self.model.posteriors(window)
+
+    def _window_end(self) -> float:
+        cfg = self.model.features
+        end = self._origin + (self._mfcc.frames_emitted - 1) * cfg.hop_samples + cfg.win_samples
+        return end / cfg.sample_rate
+
+
+class Detector:
+    """Keyword detection over a 16 kHz mono stream.
+
+    Parameters
+    ----------
+    model:
+        Path of a kwspi ONNX model, or a :class:`LoadedModel`.
+    thresholds:
+        ``None`` (the model's recommended thresholds), one float for every keyword, or a
+        mapping ``{label: threshold}`` (key ``"default"`` for keywords not named).
+    hop_ms:
+        Milliseconds between two model windows, from the frame step (20 ms) to 1000.
+    smoothing_s, refractory_s:
+        Moving-average length and minimum re-fire interval in seconds
+        (:class:`~kwspi.deploy.decision.DecisionConfig`).
+    threads:
+        onnxruntime intra-op threads when ``model`` is a path.
+
+    Raises
+    ------
+    ModelFormatError, ThresholdError, HopError
+        One-line errors for a bad model file, threshold or hop.
+    """
+
+    def __init__(self, model, thresholds=None, hop_ms: int = 100, smoothing_s: float = 0.3,
+                 refractory_s: float = 1.0, threads: int = 1):
+        loaded = model if isinstance(model, LoadedModel) else LoadedModel.load(model, threads)
+        self._threads = threads
+        self._overrides = thresholds
+        self._decision = DecisionConfig(smoothing_s, refractory_s)
+        self.scorer = StreamScorer(loaded, hop_ms)
+        self._logic = self._make_logic(loaded)
+
+    def _make_logic(self, model: LoadedModel) -> DecisionLogic:
+        info = model.info
+        defaults = {label: info.threshold(label) for label in info.labels if is_keyword(label)}
+        thresholds = resolve_thresholds(info.labels, defaults, self._overrides)
+        return DecisionLogic(info.labels, thresholds, self.scorer.hop_ms / 1000, self._decision)
+
+    @property
+    def model(self) -> LoadedModel:
+        return self.scorer.model
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Threshold per keyword in force."""
+        return self._logic.thresholds
+
+    @property
+    def time(self) -> float:
+        """Seconds of audio processed (in whole hops) since the stream started."""
+        return self.scorer.time
+
+    def process(self, samples) -> list[Detection]:
+        """Feed 16 kHz mono samples (int16, or float in [-1, 1)), ``[n]`` or ``[n, 1]``, any n.
+
+        Returns the detections of the windows this audio completed, oldest first.
+        """
+        found = []
+        for window in self.scorer.push(samples):
+            d = self._logic.update(window.posteriors, window.time, _time.time())
+            if d is not None:
+                found.append(d)
+        return found
+
+    def reset(self) -> None:
+        """Start over as on a new stream (time 0, warm-up, all keywords armed)."""
+        self.scorer.reset()
+        self._logic.reset()
+
+    def replace_model(self, model) -> None:
+        """Swap in another model (a path or :class:`LoadedModel`) without restarting the stream.
+
+        Thresholds are re-resolved against the new model's labels first, so a model that
+        lacks a keyword given in ``thresholds`` raises and leaves the old model in place.
+        Keywords start disarmed: one whose score is already above its threshold at the
+        swap (a word the old model may have reported) fires only after it has dropped.
+        """
+        loaded = model if isinstance(model, LoadedModel) else LoadedModel.load(model, self._threads)
+        hop_samples(self.scorer.hop_ms, loaded.features)
+        logic = self._make_logic(loaded)
+        logic.reset(armed=False)  # a word the old model already reported must not fire again
+        self.scorer.replace_model(loaded)
+        self._logic = logic

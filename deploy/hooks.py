@@ -1,0 +1,204 @@
+"""User code called on each detection, isolated from the audio and the model.
+
+A hook is any callable ``f(detection)``. :func:`load_hook` finds one from
+``module:function`` or ``path/to/file.py:function``; :class:`ShellHook` runs a shell command
+with ``KWSPI_LABEL``, ``KWSPI_SCORE`` and ``KWSPI_TIME`` in its environment.
+
+Each hook gets its own :class:`HookRunner`: a worker thread fed by a bounded queue. A hook
+that raises is logged with its traceback and the next detection is delivered; a hook that
+hangs only fills its own queue, after which its detections are dropped, counted and logged.
+Detection, audio and the other hooks carry on either way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from kwspi.errors import KwspiError
+
+from kwspi.deploy.decision import Detection
+
+log = logging.getLogger(__name__)
+
+#: Detections a busy hook may have waiting before new ones are dropped.
+HOOK_QUEUE_SIZE = 8
+#: Seconds a shell command may run before it is killed.
+EXEC_TIMEOUT_S = 60.0
+
+Hook = Callable[[Detection], object]
+
+
+class HookError(KwspiError):
+    """A hook that cannot be loaded: bad spec, module that does not import, missing function."""
+
+
+def load_hook(spec: str) -> Hook:
+    """The callable named by ``module:function`` or ``path/to/file.py:function``.
+
+    A dotted module is imported from ``sys.path`` and the current directory; a path
+    (ending in ``.py`` or containing a ``/``) is loaded as a file.
+
+    Raises
+    ------
+    HookError
+        One line naming the spec and what went wrong.
+    """
+    target, sep, name = spec.rpartition(":")
+    if not sep or not target or not name.isidentifier():
+        raise HookError(f"hook {spec!r}: expected module:function or path/to/file.py:function")
+    module = _load_file(spec, Path(target)) if target.endswith(".py") or "/" in target else _import(spec, target)
+    fn = getattr(module, name, None)
+    if fn is None:
+        raise HookError(f"hook {spec!r}: {target} has no attribute {name!r}")
+    if not callable(fn):
+        raise HookError(f"hook {spec!r}: {target}.{name} is not callable")
+    return fn
+
+
+def _import(spec: str, module: str):
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.append(os.getcwd())
+    try:
+        return importlib.import_module(module)
+    except Exception as e:  # whatever the user's module raises while importing
+        raise HookError(f"hook {spec!r}: cannot import {module} ({type(e).__name__}: {e})") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
+
+
+def _load_file(spec: str, path: Path):
+    if not path.is_file():
+        raise HookError(f"hook {spec!r}: no such file {path}")
+    name = f"kwspi_hook_{abs(hash(str(path.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # so dataclasses and pickling inside the hook work
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[name]
+        raise HookError(f"hook {spec!r}: cannot load {path} ({type(e).__name__}: {e})") from None
+    return module
+
+
+class ShellHook:
+    """Runs ``command`` through ``/bin/sh`` for each detection.
+
+    The command sees ``KWSPI_LABEL``, ``KWSPI_SCORE`` (4 decimals) and ``KWSPI_TIME``
+    (stream seconds, 3 decimals) in its environment. A non-zero exit is logged; a command
+    running longer than ``timeout_s`` seconds is killed.
+    """
+
+    def __init__(self, command: str, timeout_s: float = EXEC_TIMEOUT_S):
+        self.command, self.timeout_s = command, timeout_s
+        self.__name__ = f"exec {command!r}"
+
+    def __call__(self, detection: Detection) -> None:
+        env = {
+            **os.environ,
+            "KWSPI_LABEL": detection.label,
+            "KWSPI_SCORE": f"{detection.score:.4f}",
+            "KWSPI_TIME": f"{detection.time:.3f}",
+        }
+        result = subprocess.run(self.command, shell=True, env=env, timeout=self.timeout_s, stdin=subprocess.DEVNULL)
+        if result.returncode:
+            log.warning("%s exited with status %d", self.__name__, result.returncode)
+
+
+class HookRunner:
+    """One hook on its own worker thread, fed by a bounded queue.
+
+    Parameters
+    ----------
+    hook:
+        The callable.
+    name:
+        How logs name it.
+    maxsize:
+        Detections that may wait while the hook is busy; more are dropped (and counted).
+    """
+
+    def __init__(self, hook: Hook, name: str, maxsize: int = HOOK_QUEUE_SIZE):
+        self.hook, self.name = hook, name
+        self.delivered = self.failed = self.dropped = 0
+        self._queue: queue.Queue = queue.Queue(maxsize)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._work, name=f"kwspi-hook {name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, detection: Detection) -> bool:
+        """Queue ``detection`` for the hook; False (and a log line) if it had to be dropped."""
+        try:
+            self._queue.put_nowait(detection)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            log.warning("hook %s is busy: dropped %s at %.2f s (%d dropped so far)",
+                        self.name, detection.label, detection.time, self.dropped)
+            return False
+
+    def begin_close(self) -> None:
+        """Accept nothing new; the worker ends once the queue is empty."""
+        self._closing.set()
+        try:
+            self._queue.put_nowait(None)  # wakes an idle worker; a full queue ends on its own
+        except queue.Full:
+            pass
+
+    def close(self, timeout: float) -> int:
+        """Let queued detections through for up to ``timeout`` seconds; returns how many were not."""
+        self.begin_close()
+        self._thread.join(max(0.0, timeout))
+        if not self._thread.is_alive():
+            return 0
+        left = sum(1 for item in list(self._queue.queue) if item is not None) + 1  # + the one running
+        log.warning("hook %s still busy at exit: %d detection(s) not delivered", self.name, left)
+        return left
+
+    def _work(self) -> None:
+        while True:
+            detection = self._queue.get()
+            if detection is None:
+                return
+            try:
+                self.hook(detection)
+                self.delivered += 1
+            except Exception:
+                self.failed += 1
+                log.error("hook %s failed on %s at %.2f s", self.name, detection.label, detection.time, exc_info=True)
+            if self._closing.is_set() and self._queue.empty():
+                return
+
+
+class HookSet:
+    """All hooks of a run: each detection goes to every hook's runner."""
+
+    def __init__(self, hooks: Iterable[tuple[str, Hook]], maxsize: int = HOOK_QUEUE_SIZE):
+        self.runners = [HookRunner(fn, name, maxsize) for name, fn in hooks]
+
+    def __call__(self, detection: Detection) -> None:
+        for runner in self.runners:
+            runner.submit(detection)
+
+    @property
+    def dropped(self) -> int:
+        return sum(r.dropped for r in self.runners)
+
+    def close(self, timeout: float = 2.0) -> int:
+        """Give all hooks ``timeout`` seconds in total to finish; returns detections not delivered."""
+        deadline = time.monotonic() + timeout
+        for runner in self.runners:
+            runner.begin_close()
+        return sum(r.close(deadline - time.monotonic()) for r in self.runners)

@@ -1,0 +1,215 @@
+"""The microphone: sounddevice (PortAudio) with blocking reads on a reader thread.
+
+``import sounddevice`` fails without the PortAudio library, so it happens only here, inside
+functions, and becomes a one-line :class:`DeviceError` naming the package to install.
+
+Why blocking reads: sounddevice's callback streams need ``ffi.callback``, which needs
+writable+executable memory, which systemd's ``MemoryDenyWriteExecute=yes`` forbids
+(``research/feasibility.md`` section 6); ``InputStream.read`` needs no callback. The reader
+thread only reads and copies into a bounded queue; the MFCC and the model run on the
+consuming thread. When that thread falls behind, the reader waits, PortAudio's buffer
+overflows, and the next read reports it: counted and logged, never raised.
+
+The device is read as int16, the format USB microphones deliver; asking for float32 through
+an ALSA ``plug`` device silently lost blocks in testing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from kwspi.errors import KwspiError
+
+from kwspi.deploy.sources import SAMPLE_RATE, Resampler
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two log lines about input overflows (each line carries the count).
+OVERFLOW_LOG_INTERVAL_S = 10.0
+
+
+class DeviceError(KwspiError):
+    """No usable input device: none present, none matching, or PortAudio missing or failing."""
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    """An audio input as PortAudio lists it.
+
+    Attributes
+    ----------
+    index:
+        PortAudio device index (what ``--device N`` takes).
+    name:
+        Device name (``--device`` matches a substring of it).
+    channels:
+        Maximum number of input channels.
+    default_rate:
+        The device's default sampling rate in Hz.
+    is_default:
+        Whether it is the default input device.
+    """
+
+    index: int
+    name: str
+    channels: int
+    default_rate: float
+    is_default: bool = False
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except OSError as e:  # raised by the import itself when libportaudio2 is missing
+        raise DeviceError(f"cannot use the microphone: {e} (install it: sudo apt install libportaudio2)") from None
+    return sounddevice
+
+
+def list_input_devices() -> list[InputDevice]:
+    """Every device with at least one input channel, in PortAudio's order."""
+    sd = _sounddevice()
+    default = sd.default.device[0]
+    return [
+        InputDevice(d["index"], d["name"], d["max_input_channels"], d["default_samplerate"], d["index"] == default)
+        for d in sd.query_devices()
+        if d["max_input_channels"] > 0
+    ]
+
+
+def resolve_device(query, devices: list[InputDevice]) -> InputDevice:
+    """Pick the device ``query`` names: ``None`` (default input), an index, or part of a name.
+
+    A case-insensitive substring selects a device when exactly one name contains it (an
+    exact name wins over substrings); otherwise the error lists the candidates.
+    """
+    if not devices:
+        raise DeviceError("no audio input device found (plug in a microphone; `kwspi devices` lists inputs)")
+    if query is None or str(query).strip() == "":
+        default = [d for d in devices if d.is_default]
+        if not default:
+            raise DeviceError(f"no default input device; choose one with --device: {_names(devices)}")
+        return default[0]
+    text = str(query).strip()
+    if text.lstrip("-").isdigit():
+        match = [d for d in devices if d.index == int(text)]
+        if not match:
+            raise DeviceError(f"no input device with index {text}; inputs are: {_names(devices)}")
+        return match[0]
+    exact = [d for d in devices if d.name.lower() == text.lower()]
+    match = exact or [d for d in devices if text.lower() in d.name.lower()]
+    if not match:
+        raise DeviceError(f"no input device matches {text!r}; inputs are: {_names(devices)} (see `kwspi devices`)")
+    if len(match) > 1:
+        raise DeviceError(f"several input devices match {text!r}: {_names(match)}; give the index or more of the name")
+    return match[0]
+
+
+def _names(devices) -> str:
+    return "; ".join(f"[{d.index}] {d.name}" for d in devices)
+
+
+def _settings(sd, device: InputDevice, rate: int | None) -> tuple[int, int]:
+    """(rate, channels) the device accepts: 16 kHz mono if possible, else its own rate."""
+    rates = [rate] if rate else list(dict.fromkeys([SAMPLE_RATE, int(device.default_rate)]))
+    for channels in dict.fromkeys([1, min(2, device.channels)]):
+        for r in rates:
+            try:
+                sd.check_input_settings(device.index, channels=channels, dtype="int16", samplerate=r)
+                return r, channels
+            except (sd.PortAudioError, ValueError):
+                continue
+    raise DeviceError(f"input device [{device.index}] {device.name} accepts none of {rates} Hz with 1 or 2 channels")
+
+
+class MicSource:
+    """A live microphone as a stream of 16 kHz mono float32 blocks.
+
+    The device is resolved and its settings checked when the source is made, so a wrong
+    name fails before listening starts.
+
+    Parameters
+    ----------
+    device:
+        ``None`` for the default input, a PortAudio index, or part of a device name.
+    rate:
+        Open at this rate in Hz; ``None`` tries 16000 Hz, then the device's default rate.
+    block_s:
+        Seconds of audio per blocking read.
+    queue_s:
+        Seconds of audio the reader may hold for a busy consumer before it waits.
+    """
+
+    def __init__(self, device=None, rate: int | None = None, block_s: float = 0.05, queue_s: float = 2.0):
+        sd = _sounddevice()
+        self.device = resolve_device(device, list_input_devices())
+        self.rate, self.channels = _settings(sd, self.device, rate)
+        self.frames = max(1, int(round(block_s * self.rate)))
+        self._queue_blocks = max(1, int(round(queue_s / block_s)))
+        self.overflows = 0
+        via = "" if self.rate == SAMPLE_RATE else f", resampled from {self.rate} Hz"
+        self.description = f"input device [{self.device.index}] {self.device.name} ({self.channels} ch{via})"
+
+    def blocks(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        sd = _sounddevice()
+        resampler = Resampler(self.rate)
+        q: queue.Queue = queue.Queue(self._queue_blocks)
+        done = threading.Event()
+        try:
+            stream = sd.InputStream(device=self.device.index, samplerate=self.rate, channels=self.channels,
+                                    dtype="int16", blocksize=self.frames, latency="high")
+        except sd.PortAudioError as e:
+            raise DeviceError(f"cannot open {self.description}: {e}") from None
+        with stream:
+            reader = threading.Thread(target=self._read, args=(stream, q, done), name="kwspi-mic", daemon=True)
+            reader.start()
+            try:
+                yield from self._drain(q, stop, reader, resampler)
+            finally:
+                done.set()
+                reader.join(timeout=1.0)
+
+    def _drain(self, q: queue.Queue, stop, reader, resampler) -> Iterator[np.ndarray]:
+        while not stop.is_set():
+            try:
+                item = q.get(timeout=0.1)
+            except queue.Empty:
+                if not reader.is_alive():
+                    raise DeviceError(f"{self.description} stopped delivering audio") from None
+                continue
+            if isinstance(item, Exception):
+                raise DeviceError(f"{self.description} failed: {item}") from None
+            out = resampler.process(item)
+            if len(out):
+                yield out
+
+    def _read(self, stream, q: queue.Queue, done: threading.Event) -> None:
+        last_log = -np.inf
+        try:
+            while not done.is_set():
+                data, overflowed = stream.read(self.frames)
+                if overflowed:
+                    self.overflows += 1
+                    if time.monotonic() - last_log >= OVERFLOW_LOG_INTERVAL_S:
+                        last_log = time.monotonic()
+                        log.warning("input overflow: audio was lost (%d overflows so far)", self.overflows)
+                _put(q, data.mean(axis=1, dtype=np.float32) / 32768.0, done)
+        except Exception as e:  # PortAudioError when the device goes away; handed to the consumer
+            _put(q, e, done)
+
+
+def _put(q: queue.Queue, item, done: threading.Event) -> None:
+    # Waiting here (instead of dropping) turns a slow consumer into a PortAudio overflow,
+    # which the next read reports: one place where lost audio is counted.
+    while not done.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue

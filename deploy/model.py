@@ -1,0 +1,66 @@
+"""One kwspi model file loaded into onnxruntime, checked against its own metadata.
+
+:class:`LoadedModel` holds the session and the decoded ``kwspi.*`` metadata
+(:class:`~kwspi.modelinfo.ModelInfo`) and maps one feature window to label posteriors:
+input ``features`` float32 ``[1, 1, n_mfcc, n_frames]``, output ``logits`` ``[1, n_labels]``,
+softmax applied here. A graph whose shapes contradict its metadata is refused at load, with
+the same one-line :class:`~kwspi.modelinfo.ModelFormatError` as any other bad file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kwspi.features import FeatureConfig
+from kwspi.metrics import softmax
+from kwspi.modelinfo import ModelFormatError, ModelInfo, open_session
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "logits"
+
+
+class LoadedModel:
+    """An onnxruntime session over one kwspi model file, with its metadata.
+
+    Use :meth:`load`. :meth:`posteriors` maps one feature window ``[n_mfcc, n_frames]`` to
+    the label posteriors.
+    """
+
+    def __init__(self, path: Path, session, info: ModelInfo):
+        self.path, self.session, self.info = Path(path), session, info
+        cfg = info.features
+        given, taken = _pick(session.get_inputs(), INPUT_NAME), _pick(session.get_outputs(), OUTPUT_NAME)
+        _check_shape(path, "input", given.shape, [None, 1, cfg.n_mfcc, cfg.n_frames])
+        _check_shape(path, "output", taken.shape, [None, len(info.labels)])
+        self.input_name, self.output_name = given.name, taken.name
+        self._feed = np.zeros((1, 1, cfg.n_mfcc, cfg.n_frames), dtype=np.float32)
+
+    @classmethod
+    def load(cls, path, threads: int = 1) -> "LoadedModel":
+        """Open ``path`` with ``threads`` intra-op threads; raises ModelFormatError (one line)."""
+        session, info = open_session(path, threads=threads)
+        return cls(Path(path), session, info)
+
+    @property
+    def features(self) -> FeatureConfig:
+        return self.info.features
+
+    def posteriors(self, window: np.ndarray) -> np.ndarray:
+        """Label posteriors (float64, ``[n_labels]``) of one window ``[n_mfcc, n_frames]``."""
+        self._feed[0, 0] = window
+        logits = self.session.run([self.output_name], {self.input_name: self._feed})[0]
+        return softmax(np.asarray(logits[0], dtype=np.float64))
+
+
+def _pick(args, name):
+    return next((a for a in args if a.name == name), args[0])
+
+
+def _check_shape(path, what, shape, want) -> None:
+    ok = len(shape) == len(want) and all(
+        w is None or not isinstance(s, int) or s == w for s, w in zip(shape, want)
+    )
+    if not ok:
+        raise ModelFormatError(path, f"{what} shape {list(shape)} does not match its metadata (expected {want})")

@@ -1,0 +1,167 @@
+"""The listen loop: reload between blocks, signals, and a real ``kwspi listen`` process."""
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from deploy_fixtures import LABELS, Running, centroid_model, kwspi_command, make_stream, shared_centroid_model, \
+    write_wav
+from kwspi.deploy import Detector
+from kwspi.deploy.model import LoadedModel
+from kwspi.deploy.service import Listener, signal_handlers
+
+EVENTS = [("low", 1.5), ("high", 4.0), ("low", 6.5), ("high", 9.0)]
+
+
+class ScriptedSource:
+    """Yields the stream in 0.5 s blocks and runs ``actions[i]`` before block ``i``."""
+
+    description = "scripted"
+
+    def __init__(self, x, actions):
+        self.x, self.actions = x, actions
+
+    def blocks(self, stop):
+        for i, pos in enumerate(range(0, len(self.x), 8000)):
+            if stop.is_set():
+                return
+            self.actions.get(i, lambda: None)()
+            yield self.x[pos:pos + 8000]
+
+
+def test_reload_swaps_a_good_model_and_keeps_the_old_one_when_the_new_is_bad(tmp_path, tmp_path_factory, caplog):
+    path = tmp_path / "model.onnx"
+    shutil.copy(shared_centroid_model(tmp_path_factory), path)
+    renamed = centroid_model(tmp_path / "renamed.onnx", labels=LABELS[:2] + ("LOW", "HIGH"))
+    found = []
+    listener = None
+
+    def swap_in(src):
+        def act():
+            shutil.copy(src, path) if src else path.write_bytes(b"garbage")
+            listener.reload()
+        return act
+
+    # Before block 10 (5.0 s): a renamed model; before block 16 (8.0 s): a broken file.
+    source = ScriptedSource(make_stream(EVENTS, 11.0), {10: swap_in(renamed), 16: swap_in(None)})
+    listener = Listener(source, Detector(path), lambda: LoadedModel.load(path), found.append)
+    with caplog.at_level(logging.INFO, logger="kwspi.deploy.service"):
+        stats = listener.run()
+    assert [(d.label, round(d.time, 3)) for d in found] == [("low", 1.9), ("high", 4.4), ("LOW", 6.9), ("HIGH", 9.4)]
+    assert (stats.reloads, stats.failed_reloads, stats.detections) == (1, 1, 4)
+    assert stats.audio_s == pytest.approx(11.0)
+    assert "reloaded model" in caplog.text
+    assert "reload failed, keeping the running model" in caplog.text and "not a valid ONNX model" in caplog.text
+
+
+def test_stop_from_another_thread_ends_the_loop(tmp_path_factory):
+    listener = None
+
+    def stop_soon():
+        threading.Timer(0.05, listener.stop).start()
+        time.sleep(0.2)
+
+    source = ScriptedSource(make_stream([], 10.0), {2: stop_soon})
+    listener = Listener(source, Detector(shared_centroid_model(tmp_path_factory)), lambda: None, lambda d: None)
+    assert listener.run().audio_s == pytest.approx(1.5)
+
+
+def test_signal_handlers_route_signals_and_are_restored():
+    class Recorder:
+        stopped = reloaded = 0
+
+        def stop(self):
+            self.stopped += 1
+
+        def reload(self):
+            self.reloaded += 1
+
+    rec = Recorder()
+    before = signal.getsignal(signal.SIGTERM)
+    with signal_handlers(rec):
+        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+    assert (rec.stopped, rec.reloaded) == (2, 1)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory):
+    return write_wav(tmp_path_factory.mktemp("long") / "long.wav", make_stream([], 60.0))
+
+
+def test_sigterm_stops_a_realtime_listen_within_a_second(tmp_path_factory, long_wav):
+    run = Running(["listen", "--model", str(shared_centroid_model(tmp_path_factory)), "--input", str(long_wav),
+                   "--realtime"])
+    try:
+        assert run.wait_for("listening to"), run.err
+        time.sleep(0.3)
+        start = time.monotonic()
+        run.proc.send_signal(signal.SIGTERM)
+        rc = run.finish()
+        assert time.monotonic() - start < 1.0
+        assert rc == 0, run.err
+        assert any("stopped after" in line for line in run.err)
+    finally:
+        run.kill()
+
+
+def test_sighup_reloads_and_a_bad_model_keeps_the_old_one(tmp_path, tmp_path_factory, long_wav):
+    path = tmp_path / "model.onnx"
+    shutil.copy(shared_centroid_model(tmp_path_factory), path)
+    run = Running(["listen", "--model", str(path), "--input", str(long_wav), "--realtime"])
+    try:
+        assert run.wait_for("listening to"), run.err
+        run.proc.send_signal(signal.SIGHUP)
+        assert run.wait_for("reloaded model", timeout=5), run.err
+        path.write_bytes(b"garbage")
+        run.proc.send_signal(signal.SIGHUP)
+        assert run.wait_for("reload failed, keeping the running model", timeout=5), run.err
+        time.sleep(0.3)
+        assert run.proc.poll() is None  # still listening
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.finish() == 0, run.err
+    finally:
+        run.kill()
+
+
+def test_a_hook_sleeping_10_s_does_not_hold_up_a_file(tmp_path, tmp_path_factory):
+    # 12 detections; the hook takes the first and sleeps, 8 wait in its queue, 3 are dropped.
+    wav = write_wav(tmp_path / "many.wav", make_stream([("low" if i % 2 else "high", 1.5 + 2.5 * i)
+                                                        for i in range(12)], 32.0))
+    (tmp_path / "slow.py").write_text("import time\ndef hook(d):\n    time.sleep(10)\n")
+    start = time.monotonic()
+    run = Running(["listen", "--model", str(shared_centroid_model(tmp_path_factory)), "--input", str(wav),
+                   "--json", "--hook", f"{tmp_path}/slow.py:hook"])
+    try:
+        assert run.finish() == 0, run.err
+        elapsed = time.monotonic() - start
+        assert len(run.out) == 12
+        assert elapsed < 8.0, elapsed  # start-up + 2 s of grace for hooks at the end, not 10 s per call
+        assert any("hooks dropped 3 detection(s)" in line for line in run.err), run.err
+        assert any("not delivered" in line for line in run.err)
+    finally:
+        run.kill()
+
+
+def test_reader_closing_stdout_stops_listening_quietly(tmp_path, tmp_path_factory):
+    # `kwspi listen --json | head -1`: once head has its line, the next write ends the run.
+    wav = write_wav(tmp_path / "two.wav", make_stream([("high", 0.7), ("low", 1.9)], 30.0))
+    cmd = " ".join(shlex.quote(a) for a in kwspi_command(
+        "listen", "--model", str(shared_centroid_model(tmp_path_factory)), "--input", str(wav), "--realtime", "--json"))
+    out = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd} | head -1"], capture_output=True, text=True,
+                         timeout=20)
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["label"] for line in out.stdout.splitlines()] == ["high"]
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
+    assert "stopped after 2.30 s of audio" in out.stderr, out.stderr  # at the second detection, not the end

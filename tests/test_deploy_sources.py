@@ -1,0 +1,133 @@
+"""WAV sources at any rate and channel count, the resampler, and device selection logic."""
+
+import logging
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from deploy_fixtures import FakeSounddevice, make_stream, shared_centroid_model, write_wav
+from kwspi.deploy import Detector
+from kwspi.deploy.mic import DeviceError, InputDevice, MicSource, resolve_device
+from kwspi.deploy.sources import Resampler, WavSource
+from kwspi.errors import WavError
+
+EVENTS = [("high", 1.5), ("low", 4.0)]
+
+
+def run(model, source):
+    det = Detector(model)
+    out = [d for block in source.blocks(threading.Event()) for d in det.process(block)]
+    return [(d.label, round(d.time, 3)) for d in out], det.time
+
+
+@pytest.mark.parametrize("rate,channels", [(16000, 1), (44100, 1), (48000, 1), (48000, 2), (22050, 2)])
+def test_wav_at_any_rate_and_channel_count_gives_the_same_detections(tmp_path, tmp_path_factory, rate, channels):
+    model = shared_centroid_model(tmp_path_factory)
+    path = write_wav(tmp_path / "x.wav", make_stream(EVENTS, 6.0, rate=rate), rate, channels)
+    found, seconds = run(model, WavSource(path))
+    assert found == [("high", 1.9), ("low", 4.4)]
+    assert seconds == pytest.approx(6.0, abs=0.1)
+
+
+def test_resampler_is_block_size_invariant_and_keeps_alignment():
+    x = make_stream([("high", 0.5)], 2.0, rate=44100)
+    whole = Resampler(44100).process(x, last=True)
+    r = Resampler(44100)
+    parts = [r.process(x[i:i + 333], last=i + 333 >= len(x)) for i in range(0, len(x), 333)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert len(whole) == 32000
+    onset_in = np.flatnonzero(np.abs(x) > 0.1)[0] / 44100
+    onset_out = np.flatnonzero(np.abs(whole) > 0.1)[0] / 16000
+    assert onset_out == pytest.approx(onset_in, abs=0.0005)  # no filter delay
+    assert Resampler(16000).process(x[:10]) is not None and len(Resampler(16000).process(x[:10])) == 10
+
+
+def test_realtime_wav_is_paced_and_stops_when_asked(tmp_path):
+    path = write_wav(tmp_path / "x.wav", make_stream([], 5.0))
+    stop = threading.Event()
+    start = time.monotonic()
+    got = 0
+    for block in WavSource(path, realtime=True).blocks(stop):
+        got += len(block)
+        if got >= 4800:
+            stop.set()
+    elapsed = time.monotonic() - start
+    assert got == 4800 and 0.29 <= elapsed < 2.0  # paced: 0.3 s of audio takes at least 0.3 s
+
+
+@pytest.mark.parametrize("content,reason", [(b"", "is empty"), (b"RIFF\x24\x00\x00\x00WAVEfmt ", "truncated")])
+def test_bad_wav_is_a_one_line_error(tmp_path, content, reason):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(WavError, match=reason):
+        WavSource(path)
+
+
+DEVICES = [
+    InputDevice(0, "HDA Intel PCH: ALC892 Analog (hw:0,0)", 2, 44100.0),
+    InputDevice(1, "USB PnP Sound Device: Audio (hw:1,0)", 1, 48000.0),
+    InputDevice(2, "USB Camera: Audio (hw:2,0)", 2, 16000.0),
+    InputDevice(5, "default", 32, 44100.0, is_default=True),
+]
+
+
+def test_device_by_index_name_substring_or_default():
+    assert resolve_device("1", DEVICES).index == 1
+    assert resolve_device(5, DEVICES).name == "default"
+    assert resolve_device("pnp", DEVICES).index == 1
+    assert resolve_device("DEFAULT", DEVICES).index == 5  # exact name beats substrings
+    assert resolve_device(None, DEVICES).index == 5
+
+
+def test_device_errors_name_the_candidates():
+    with pytest.raises(DeviceError, match=r"several input devices match 'USB': \[1\] USB PnP.*; \[2\] USB Camera"):
+        resolve_device("USB", DEVICES)
+    with pytest.raises(DeviceError, match=r"no input device matches 'blue yeti'.*kwspi devices"):
+        resolve_device("blue yeti", DEVICES)
+    with pytest.raises(DeviceError, match="no input device with index 7"):
+        resolve_device("7", DEVICES)
+    with pytest.raises(DeviceError, match=r"no audio input device found .*`kwspi devices`"):
+        resolve_device(None, [])
+    with pytest.raises(DeviceError, match="no default input device"):
+        resolve_device(None, DEVICES[:3])
+
+
+def fake_mic(monkeypatch, **kwargs):
+    fake = FakeSounddevice([("USB PnP Sound Device", 1)], default=0, **kwargs)
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    return fake
+
+
+def test_mic_opens_at_16k_when_it_can_else_at_its_own_rate(monkeypatch):
+    fake_mic(monkeypatch)
+    assert MicSource().rate == 16000
+    fake = fake_mic(monkeypatch, rates={48000})
+    mic = MicSource("USB")
+    assert (mic.rate, mic.channels) == (48000, 1) and "resampled from 48000 Hz" in mic.description
+    block = (np.arange(2400) % 100).astype(np.int16)[:, None]
+    fake.script = [(block, False), (block, False)]
+    got = []
+    for out in mic.blocks(threading.Event()):
+        got.append(out)
+        if sum(map(len, got)) >= 1400:
+            break
+    assert fake.opened[0]["samplerate"] == 48000 and fake.opened[0]["dtype"] == "int16"
+    assert got[0].dtype == np.float32 and 1400 <= sum(map(len, got)) <= 1600  # 2 x 50 ms at 16 kHz
+
+
+def test_mic_overflows_are_counted_and_a_failing_device_is_one_line(monkeypatch, caplog):
+    block = np.full((800, 1), 1000, dtype=np.int16)
+    fake_mic(monkeypatch, script=[(block, False), (block, True), (block, True), (block, False),
+                                  OSError("device unplugged")])
+    mic = MicSource()
+    got = []
+    with caplog.at_level(logging.WARNING, logger="kwspi.deploy.mic"):
+        with pytest.raises(DeviceError, match="USB PnP Sound Device.* failed: device unplugged"):
+            for out in mic.blocks(threading.Event()):
+                got.append(out)
+    assert len(got) == 4 and np.allclose(got[0], 1000 / 32768)  # every block before the failure arrives
+    assert mic.overflows == 2
+    assert [r.getMessage() for r in caplog.records] == ["input overflow: audio was lost (1 overflows so far)"]
