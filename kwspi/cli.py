@@ -25,6 +25,7 @@ LAZY_COMMANDS = {
     "synth": ("kwspi.train.cli:synth", "Synthesize spoken words with espeak-ng, in Google Speech Commands' layout."),
     "train": ("kwspi.train.train_cli:train", "Train a network: an architecture JSON file or a baseline name."),
     "export": ("kwspi.train.train_cli:export", "Export a training checkpoint to a self-describing int8 ONNX model."),
+    "search": ("kwspi.train.search_cli:search_command", "Search an architecture (ProxylessNAS) under a MACs target."),
     "listen": ("kwspi.deploy.cli:listen", "Listen for keywords in a microphone or a WAV file."),
     "devices": ("kwspi.deploy.cli:devices", "List the audio input devices kwspi can listen to."),
 }

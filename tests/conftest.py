@@ -82,3 +82,17 @@ def gsc_v1(tmp_path) -> Path:
 def gsc_v2(tmp_path) -> Path:
     """A v0.02-layout folder with list files and all 35 words."""
     return make_gsc(tmp_path / "gsc_v2", words=gsc.WORDS_V2, layout="v2")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Train tests on one thread: with two on two busy cores torch ran about 6x slower."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -34,13 +34,13 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-def _keywords(value: str | None) -> tuple[str, ...]:
+def parse_keywords(value: str | None) -> tuple[str, ...]:
     if not value:
         return gsc.KEYWORDS
     return tuple(w.strip() for w in value.split(",") if w.strip())
 
 
-def _tensors(fs, epoch: int = 0):
+def epoch_tensors(fs, epoch: int = 0):
     return torch.from_numpy(np.ascontiguousarray(fs.features_for_epoch(epoch))), torch.from_numpy(fs.labels)
 
 
@@ -69,9 +69,11 @@ def _tensors(fs, epoch: int = 0):
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Feature cache. [default: DATA/.kwspi-cache]")
+@click.option("--init-from", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Start from these weights, e.g. OUT/inherited.pt of `kwspi search` (the paper's retraining).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
 def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weights, quant_scheme, views,
-          no_augment, keywords, seed, device, cache_dir, resume):
+          no_augment, keywords, seed, device, cache_dir, init_from, resume):
     """Train a network: an architecture JSON file (e.g. from `kwspi search`) or a
     baseline name (dscnn-s, dscnn-m, dscnn-l).
 
@@ -86,34 +88,39 @@ def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weig
     """
     arch = load_arch(arch_spec)
     cfg = FeatureConfig(n_mfcc=n_mfcc)
-    task = gsc.TaskSpec(keywords=_keywords(keywords))
+    task = gsc.TaskSpec(keywords=parse_keywords(keywords))
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                        weight_bits=None if float_weights else bits, quant_scheme=quant_scheme)
     checkpoint = out / CHECKPOINT_NAME
     if checkpoint.exists() and not resume:
         raise KwspiError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
     if resume and checkpoint.exists():
-        _check_same_run(load_checkpoint(checkpoint), arch, cfg, tcfg, checkpoint)
+        check_same_run(load_checkpoint(checkpoint), arch, cfg, tcfg, checkpoint)
     aug = None if no_augment else AugmentConfig()
     train_set = load_split(data, "training", cfg, task, aug, views or None, seed, cache_dir, progress=True)
     val_set = _optional_split(data, "validation", cfg, task, seed, cache_dir)
 
     torch.manual_seed(seed)
     model = build_model(arch, cfg.n_mfcc, cfg.n_frames, len(task.labels))
-    X0, _ = _tensors(train_set)
+    X0, _ = epoch_tensors(train_set)
     set_input_stats(model, X0.mean(dim=(0, 1, 3)), X0.std(dim=(0, 1, 3)))
+    if init_from is not None and not (resume and checkpoint.exists()):
+        init = load_checkpoint(init_from)
+        if Arch.from_dict(init["arch"]) != arch or init["features"] != cfg.to_json():
+            raise KwspiError(f"{init_from}: holds another architecture or front end than {arch_spec}")
+        load_weights(model, init, init_from)
     out.mkdir(parents=True, exist_ok=True)
     (out / "arch.json").write_text(arch.to_json() + "\n")
     meta = {"arch": arch.to_dict(), "features": cfg.to_json(), "labels": list(task.labels),
             "data": str(data.resolve()), "augment": aug.to_json() if aug else None, "views": views}
-    fit(model, lambda e: _tensors(train_set, e), val_set and _tensors(val_set), tcfg, checkpoint, meta,
+    fit(model, lambda e: epoch_tensors(train_set, e), val_set and epoch_tensors(val_set), tcfg, checkpoint, meta,
         resume=resume)
 
     metrics = {}
     for split, fs in [("validation", val_set), ("testing", _optional_split(data, "testing", cfg, task, seed, cache_dir))]:
         if fs is None:
             continue
-        X, y = _tensors(fs)
+        X, y = epoch_tensors(fs)
         report = classification_report(y.numpy(), predict(model, X), task.labels)
         metrics[split] = {"accuracy": report["accuracy"], "n": report["n"]}
     state = load_checkpoint(checkpoint)
@@ -134,7 +141,7 @@ def _optional_split(data, split, cfg, task, seed, cache_dir):
         return None
 
 
-def _check_same_run(state: dict, arch: Arch, cfg: FeatureConfig, tcfg: TrainConfig, path: Path) -> None:
+def check_same_run(state: dict, arch: Arch, cfg: FeatureConfig, tcfg: TrainConfig, path: Path) -> None:
     if Arch.from_dict(state["arch"]) != arch or state["features"] != cfg.to_json():
         raise KwspiError(f"{path}: was trained with another architecture or front end; use another --out")
     if state["train_config"] != asdict(tcfg):
@@ -162,7 +169,7 @@ def evaluate_checkpoint(checkpoint: Path, data: Path, split: str, seed: int = 0)
     """``kwspi eval`` for a training checkpoint (float forward pass of the QAT weights)."""
     model, cfg, labels, _ = restore(checkpoint)
     fs = load_split(data, split, cfg, gsc.TaskSpec(keywords=labels[:-2]), None, None, seed)
-    X, y = _tensors(fs)
+    X, y = epoch_tensors(fs)
     report = classification_report(y.numpy(), predict(model, X), labels)
     report.update(model=str(checkpoint), data=str(data), split=split)
     return report
@@ -201,7 +208,7 @@ def export(checkpoint, out, data, eval_data, float_out, arch_spec, calibration_s
     aug = AugmentConfig.from_json(state["augment"]) if state.get("augment") else None
     seed = state["train_config"]["seed"]
     train_set = load_split(data, "training", cfg, task, aug, state.get("views") or None, seed, progress=True)
-    X, _ = _tensors(train_set)
+    X, _ = epoch_tensors(train_set)
     pick = np.random.default_rng(seed).permutation(len(X))[:calibration_size]
     c = count(model, (1, 1, cfg.n_mfcc, cfg.n_frames))
     bits = state["train_config"]["weight_bits"] or 8

@@ -1,0 +1,143 @@
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from kwspi.errors import KwspiError
+from kwspi.features import FeatureConfig
+from kwspi.train.counting import count
+from kwspi.train.model import KwsNet
+from kwspi.train.search import SearchConfig, arch_loss, arch_lr, load_search_checkpoint, search
+from kwspi.train.search_cli import search_command
+from kwspi.train.space import load_arch
+from kwspi.train.supernet import SuperNet
+from kwspi.train.train import TrainConfig, load_checkpoint
+from kwspi.train.train_cli import check_same_run, restore
+from conftest import make_gsc
+
+N_MFCC, N_FRAMES = 10, 21
+TINY = SearchConfig(width_mult=0.125, target_macs=1e5, warmup_epochs=1, joint_epochs=2, batch_size=20,
+                    arch_every=1, arch_lr=0.5)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny convs on a shared 2-core machine: one thread is several times faster.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def toy(n, seed):
+    """Two classes: a bump in the top or the bottom half of the cepstra."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    X = torch.randn(n, 1, N_MFCC, N_FRAMES, generator=g) * 0.3
+    X[y == 0, :, :5] += 1.0
+    X[y == 1, :, 5:] += 1.0
+    return X, y
+
+
+def tiny_search(cfg, out, n=40, **kw):
+    torch.manual_seed(0)
+    net = SuperNet(N_MFCC, N_FRAMES, 2, cfg.width_mult)
+    X, y = toy(n, 0)
+    history = search(net, lambda e: (X, y), toy(40, 1), cfg, out, meta={}, progress=False, **kw)
+    return net, history
+
+
+def test_arch_loss_by_hand():
+    assert arch_loss(torch.tensor(2.0), torch.tensor(1e7), 20e6, 0).item() == pytest.approx(2.0)  # beta 0: CE
+    # ln(e^4) / ln(e^2) = 2, 2^2 = 4, times CE 2 -> 8
+    assert arch_loss(torch.tensor(2.0), torch.tensor(math.e**4), math.e**2, 2).item() == pytest.approx(8.0)
+    # ln(1e6) / ln(1e3) = 2 -> 1.5 * 2 = 3; at the target the factor is 1 for any beta
+    assert arch_loss(1.5, 1e6, 1e3, 1).item() == pytest.approx(3.0)
+    assert arch_loss(1.5, 20e6, 20e6, 16).item() == pytest.approx(1.5)
+    # d/dE = CE * beta * (ln E / ln T)^(beta - 1) / (E ln T) = 2 * 2 * 2 / (e^4 * 2) = 4 / e^4
+    e = torch.tensor(math.e**4, dtype=torch.float64, requires_grad=True)
+    arch_loss(torch.tensor(2.0), e, math.e**2, 2).backward()
+    assert e.grad.item() == pytest.approx(4 / math.e**4)
+
+
+def test_arch_lr_ramps_from_zero_to_the_peak():
+    assert arch_lr(0, 100, 4e-3) == pytest.approx(0.0)
+    assert arch_lr(50, 100, 4e-3) == pytest.approx(4e-3 * (1 - math.sqrt(0.5)))  # 1 + cos(1.25 pi)
+    assert arch_lr(100, 100, 4e-3) == pytest.approx(4e-3)
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError):
+        SearchConfig(beta=-1)
+    with pytest.raises(ValueError):
+        SearchConfig(arch_every=0)
+    assert SearchConfig().epochs == 160 and SearchConfig().weight_quant.scheme == "paper"
+
+
+def test_a_higher_beta_finds_a_cheaper_network(tmp_path):
+    final = {}
+    for beta in (0.0, 16.0):
+        net, history = tiny_search(replace(TINY, beta=beta), tmp_path / str(beta))
+        final[beta] = history[-1]["expected_macs"]
+        assert history[0]["arch_loss"] is None and history[-1]["arch_loss"] is not None
+    start = history[0]["expected_macs"]
+    assert final[16.0] < 0.95 * start and final[16.0] < final[0.0]
+
+
+def test_resume_gives_the_same_logits_and_weights(tmp_path):
+    cfg = replace(TINY, joint_epochs=3)
+    straight, full = tiny_search(cfg, tmp_path / "a")
+
+    def crash_after_third_epoch(epoch, record):
+        if epoch == 2:  # after the first epoch with architecture steps: Adam has state
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tiny_search(cfg, tmp_path / "b", on_epoch=crash_after_third_epoch)
+    state = load_search_checkpoint(tmp_path / "b" / "supernet.pt")
+    assert state["epoch"] == 3 and state["arch_optimizer"]["state"]
+    torch.manual_seed(99)  # a fresh process would start from other random weights
+    resumed, history = tiny_search(cfg, tmp_path / "b", resume=True)
+    untimed = [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+    assert untimed == [{k: v for k, v in r.items() if k != "seconds"} for r in full]
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+    lines = (tmp_path / "b" / "search.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+    record = json.loads(lines[-1])
+    assert len(record["probs"]) == 12 and all(sum(p) == pytest.approx(1, abs=1e-4) for p in record["probs"])
+    arch = load_arch(str(tmp_path / "b" / "arch.json"))
+    assert arch == resumed.derive() and list(arch.cells) == record["arch"]
+    assert count(KwsNet(arch, N_MFCC, 2), (1, 1, N_MFCC, N_FRAMES)).macs == record["argmax_macs"]
+    inherited = load_checkpoint(tmp_path / "b" / "inherited.pt")
+    assert inherited["epoch"] == 0 and inherited["arch"] == arch.to_dict()
+
+
+def test_search_help_has_an_example():
+    result = CliRunner().invoke(search_command, ["--help"])
+    assert result.exit_code == 0 and "Example:" in result.output
+    assert search_command.short_help == "Search an architecture (ProxylessNAS) under a MACs target."
+
+
+def test_cli_search_writes_an_architecture_that_train_can_continue(tmp_path):
+    data = make_gsc(tmp_path / "gsc", words=("yes", "no", "bed"), n_speakers=12)
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--out", str(out), "--width-mult", "0.125", "--warmup-epochs", "1",
+            "--epochs", "2", "--batch-size", "10", "--views", "1", "--keywords", "yes,no", "--seed", "3"]
+    result = CliRunner().invoke(search_command, args)
+    assert result.exit_code == 0, result.output
+    assert "inherited weights" in result.output
+    arch = load_arch(str(out / "arch.json"))
+    model, cfg, labels, state = restore(out / "inherited.pt", str(out / "arch.json"))
+    assert labels == ("yes", "no", "_silence_", "_unknown_") and cfg == FeatureConfig(n_mfcc=10)
+    tcfg = TrainConfig(seed=3, batch_size=10, quant_scheme="paper")  # `kwspi train ... --resume` with these
+    check_same_run(state, arch, cfg, tcfg, out / "inherited.pt")
+
+    again = CliRunner().invoke(search_command, args)
+    assert again.exit_code != 0 and isinstance(again.exception, KwspiError) and "--resume" in str(again.exception)
+    changed = CliRunner().invoke(search_command, args + ["--beta", "8", "--resume"])
+    assert isinstance(changed.exception, KwspiError) and "beta" in str(changed.exception)

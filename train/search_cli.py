@@ -1,0 +1,121 @@
+"""``kwspi search``: the paper's architecture search (ProxylessNAS) from the command line.
+
+A thin layer over :func:`kwspi.train.search.search`: it loads the training and validation
+splits, builds the supernet and the :class:`~kwspi.train.search.SearchConfig`, and checks
+that a resumed run has the same options.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+import torch
+
+from kwspi import gsc
+from kwspi.errors import KwspiError
+from kwspi.features import FeatureConfig
+from kwspi.train.augment import AugmentConfig
+from kwspi.train.data import DEFAULT_VIEWS, load_split
+from kwspi.train.model import set_input_stats
+from kwspi.train.search import (ARCH_NAME, INHERITED_NAME, SUPERNET_NAME, SearchConfig, load_search_checkpoint,
+                                search)
+from kwspi.train.supernet import SuperNet
+from kwspi.train.train_cli import parse_keywords, epoch_tensors
+
+log = logging.getLogger(__name__)
+
+
+@click.command("search", short_help="Search an architecture (ProxylessNAS) under a MACs target.")
+@click.option("--data", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Training data in Google Speech Commands layout (its validation split drives the search).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: supernet.pt, search.jsonl, arch.json (every epoch), inherited.pt (at the end).")
+@click.option("--beta", type=click.FloatRange(min=0), default=4.0, show_default=True,
+              help="Weight of the cost term; the paper sweeps 0, 1, 2, 4, 8, 16 (higher: cheaper nets).")
+@click.option("--target-macs", type=click.FloatRange(min=1, min_open=True), default=20e6, show_default=True,
+              help="The MACs where the cost factor (ln E[MACs] / ln target)^beta is 1.")
+@click.option("--width-mult", type=click.FloatRange(0.1, 4), default=1.0, show_default=True,
+              help="Width multiplier w: cells have round8(72 w) channels, the head round8(144 w).")
+@click.option("--warmup-epochs", type=click.IntRange(min=0), default=40, show_default=True,
+              help="Epochs of weights only, on uniformly sampled paths.")
+@click.option("--epochs", type=click.IntRange(min=0), default=120, show_default=True,
+              help="Joint epochs (weights and architecture) after the warm-up.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--arch-lr", type=click.FloatRange(min=0), default=4e-3, show_default=True,
+              help="Peak architecture learning rate (Adam), reached at the last epoch.")
+@click.option("--n-mfcc", type=click.IntRange(1, 40), default=10, show_default=True,
+              help="Cepstral coefficients (the paper tries 10, 20, 30, 40).")
+@click.option("--bits", type=click.IntRange(1, 8), default=8, show_default=True,
+              help="Weight bits for quantization-aware search (STE).")
+@click.option("--float", "float_weights", is_flag=True, help="Search with float weights (no QAT).")
+@click.option("--quant-scheme", type=click.Choice(["paper", "channel"]), default="paper", show_default=True,
+              help="paper: per tensor in [-1, 1], as the authors; channel: per-channel symmetric, as the int8 export.")
+@click.option("--views", type=click.IntRange(min=0), default=DEFAULT_VIEWS, show_default=True,
+              help="Augmented views cached per clip; 0 computes fresh augmentation every epoch.")
+@click.option("--no-augment", is_flag=True, help="No time shift and no background noise.")
+@click.option("--keywords", default=None, help="Comma-separated keywords. [default: the 10 GSC keywords]")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Feature cache. [default: DATA/.kwspi-cache]")
+@click.option("--resume", is_flag=True, help="Continue the search in --out where it stopped.")
+def search_command(data, out, beta, target_macs, width_mult, warmup_epochs, epochs, batch_size, arch_lr, n_mfcc,
+                   bits, float_weights, quant_scheme, views, no_augment, keywords, seed, device, cache_dir, resume):
+    """Search an architecture with ProxylessNAS under a MACs target, as the paper.
+
+    A supernet of twelve cells (18 MBConv candidates each, plus 'zero' from cell
+    2 on) trains its weights on one sampled path per batch; every 5 batches an
+    architecture step on a validation batch lowers CE * (ln E[MACs] / ln
+    target)^beta. The bar shows loss, accuracy, E[MACs] and the argmax
+    architecture as kernel-expansion digits (72 = k7e2, -- = zero).
+
+    OUT/arch.json is the argmax architecture. OUT/inherited.pt is that network
+    with the supernet's weights, as a `kwspi train` checkpoint at epoch 0: copy
+    it to RUN/checkpoint.pt and run `kwspi train OUT/arch.json --out RUN
+    --resume` with the search's --seed, --batch-size, --bits and --quant-scheme
+    to retrain from the inherited weights (the paper's recipe).
+
+    \b
+    Example:
+      kwspi search --data data/synth --out runs/search --beta 4 --width-mult 0.5 --warmup-epochs 5 --epochs 15
+      kwspi search --data speech_commands_v0.01 --out runs/nas-b8 --n-mfcc 20 --beta 8
+      mkdir runs/nas-b8-retrain && cp runs/nas-b8/inherited.pt runs/nas-b8-retrain/checkpoint.pt
+      kwspi train runs/nas-b8/arch.json --data speech_commands_v0.01 --out runs/nas-b8-retrain \\
+          --n-mfcc 20 --quant-scheme paper --resume
+    """
+    cfg = FeatureConfig(n_mfcc=n_mfcc)
+    task = gsc.TaskSpec(keywords=parse_keywords(keywords))
+    scfg = SearchConfig(width_mult=width_mult, beta=beta, target_macs=target_macs, warmup_epochs=warmup_epochs,
+                        joint_epochs=epochs, batch_size=batch_size, arch_lr=arch_lr, seed=seed, device=device,
+                        weight_bits=None if float_weights else bits, quant_scheme=quant_scheme)
+    checkpoint = out / SUPERNET_NAME
+    if checkpoint.exists() and not resume:
+        raise KwspiError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
+    if resume and checkpoint.exists():
+        _check_same_search(load_search_checkpoint(checkpoint), cfg, scfg, checkpoint)
+    aug = None if no_augment else AugmentConfig()
+    train_set = load_split(data, "training", cfg, task, aug, views or None, seed, cache_dir, progress=True)
+    val_set = load_split(data, "validation", cfg, task, None, None, seed, cache_dir, progress=True)
+
+    torch.manual_seed(seed)
+    net = SuperNet(cfg.n_mfcc, cfg.n_frames, len(task.labels), width_mult)
+    X0, _ = epoch_tensors(train_set)
+    set_input_stats(net, X0.mean(dim=(0, 1, 3)), X0.std(dim=(0, 1, 3)))
+    meta = {"features": cfg.to_json(), "labels": list(task.labels), "data": str(data.resolve()),
+            "augment": aug.to_json() if aug else None, "views": views}
+    history = search(net, lambda e: epoch_tensors(train_set, e), epoch_tensors(val_set), scfg, out, meta, resume=resume)
+    last = history[-1] if history else None
+    if last:
+        click.echo(f"{out / ARCH_NAME}: {' '.join(last['arch'])} ({last['argmax_macs'] / 1e6:.2f} M MACs, "
+                   f"E[MACs] {last['expected_macs'] / 1e6:.2f} M); inherited weights in {out / INHERITED_NAME}")
+
+
+def _check_same_search(state: dict, cfg: FeatureConfig, scfg: SearchConfig, path: Path) -> None:
+    if state["features"] != cfg.to_json():
+        raise KwspiError(f"{path}: was searched with another front end; use another --out")
+    if state["search_config"] != asdict(scfg):
+        changed = sorted(k for k, v in asdict(scfg).items() if state["search_config"].get(k) != v)
+        raise KwspiError(f"{path}: resume needs the same options; these differ: {', '.join(changed)}")
