@@ -8,13 +8,12 @@ problem for anything else: not a WAV, not PCM, empty, or truncated.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import wave
 from pathlib import Path
 
 import numpy as np
 
+from kwspi.atomic import atomic_write
 from kwspi.errors import WavError
 
 _WAVE_FORMAT_PCM = 1
@@ -71,18 +70,11 @@ def write_wav(path, samples, sample_rate: int) -> None:
         raise ValueError(f"expected mono audio of shape [n], got {x.shape}")
     if x.dtype != np.int16:
         x = np.clip(np.round(x.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(int(sample_rate))
-            w.writeframes(x.astype("<i2").tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f, wave.open(f, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate))
+        w.writeframes(x.astype("<i2").tobytes())
 
 
 def _decode(data: bytes, channels: int, width: int) -> np.ndarray:

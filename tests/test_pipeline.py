@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from kwspi import gsc
 from kwspi.cli import main
 from kwspi.evaluate import split_features, task_for
-from kwspi.modelinfo import open_session, read_info
+from kwspi.modelinfo import open_session
 from kwspi.train.synth import SynthConfig, synthesize_dataset
 from kwspi.train.train_cli import restore
 

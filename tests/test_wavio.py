@@ -1,3 +1,4 @@
+import os
 import struct
 import wave
 
@@ -51,6 +52,30 @@ def test_write_clips_floats_and_leaves_no_temp_files(tmp_path):
     write_wav(tmp_path / "c.wav", np.array([2.0, -2.0, 0.0]), 16000)
     y, _ = read_wav(tmp_path / "c.wav")
     np.testing.assert_allclose(y, [32767 / 32768, -1.0, 0.0])
+    assert [p.name for p in tmp_path.iterdir()] == ["c.wav"]
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    # A clip or model readable only by its writer breaks a service running as another user.
+    old = os.umask(0o022)
+    try:
+        write_wav(tmp_path / "c.wav", np.zeros(10), 16000)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.wav").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    write_wav(tmp_path / "c.wav", np.zeros(10), 16000)
+
+    def disk_full(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(wave.Wave_write, "writeframes", disk_full)
+    with pytest.raises(OSError):
+        write_wav(tmp_path / "c.wav", np.zeros(20), 16000)
+    monkeypatch.undo()
+    assert read_wav(tmp_path / "c.wav")[0].shape == (10,)
     assert [p.name for p in tmp_path.iterdir()] == ["c.wav"]
 
 

@@ -60,7 +60,6 @@ import os
 import signal
 import struct
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +71,7 @@ from threadpoolctl import threadpool_limits
 import soxr
 
 from kwspi import gsc
+from kwspi.atomic import atomic_write
 from kwspi.clips import load_clip
 from kwspi.errors import DatasetError, WavError
 from kwspi.features import FeatureConfig, clip_features
@@ -426,15 +426,8 @@ def relative_paths(root, examples: list[gsc.Example]) -> list[str | None]:
 
 
 def _write_atomic(path: Path, write: Callable) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        write(f)
 
 
 def _read_view(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:

@@ -15,7 +15,6 @@ The graph maps ``features [batch, 1, n_mfcc, n_frames]`` (float32) to ``logits [
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kwspi.atomic import atomic_write
 from kwspi.modelinfo import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -132,16 +132,8 @@ def write_metadata(path: Path, info: ModelInfo, out_path: Path) -> None:
     for key, value in info.to_metadata().items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name = "kwspi"
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=out_path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(out_path) as f:
+        f.write(model.SerializeToString())
 
 
 def export_model(

@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import soxr
 
+from kwspi.atomic import atomic_write
 from kwspi import gsc
 from kwspi.errors import KwspiError
 from kwspi.wavio import read_wav_bytes_lenient, write_wav
@@ -633,14 +633,8 @@ def _prepare_out_dir(out_dir) -> Path:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", newline="") as f:
+        f.write(text)
 
 
 def _run_espeak(args: list[str], stdin: bytes | None = None) -> bytes:

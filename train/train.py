@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kwspi.atomic import atomic_write
 from kwspi.errors import KwspiError
 from kwspi.train.quant import WeightQuant, set_weight_quant
 
@@ -72,16 +71,8 @@ def cosine_lr(step: int, total_steps: int, base_lr: float) -> float:
 
 def save_checkpoint(path, state: dict) -> None:
     """``torch.save`` to a temp file beside ``path``, then rename: never half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path) -> dict:
