@@ -7,6 +7,7 @@ model's labels and the paper's balance (:func:`kwspi.gsc.build_split`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def split_features(root, split: str, cfg: FeatureConfig, task: gsc.TaskSpec, see
     if not examples:
         raise DatasetError(f"{root}: the {split} split is empty")
     X, y, skipped = [], [], 0
-    with click.progressbar(examples, label=f"features {split}", file=sys.stderr) if progress else _plain(examples) as it:
+    with click.progressbar(examples, label=f"features {split}", file=sys.stderr) if progress else contextlib.nullcontext(examples) as it:
         for ex in it:
             if ex.path is None:
                 wave = np.zeros(cfg.clip_samples, np.int16)
@@ -70,13 +71,3 @@ def evaluate_onnx(model_path, data, split: str = "testing", seed: int = 0, progr
     report.update(model=str(model_path), data=str(Path(data)), split=split)
     return report
 
-
-class _plain:
-    def __init__(self, it):
-        self.it = it
-
-    def __enter__(self):
-        return self.it
-
-    def __exit__(self, *exc):
-        return False

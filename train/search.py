@@ -45,7 +45,7 @@ from kwspi.train.model import KwsNet
 from kwspi.train.quant import WeightQuant, set_weight_quant
 from kwspi.train.space import ZERO
 from kwspi.train.supernet import SuperNet, expected_macs, gate_alpha_grad, inherit_weights
-from kwspi.train.train import CHECKPOINT_FORMAT, TrainConfig, cosine_lr, pick_device, predict, save_checkpoint
+from kwspi.train.train import CHECKPOINT_FORMAT, TrainConfig, cosine_lr, load_checkpoint, pick_device, predict, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -292,16 +292,7 @@ def inherited_checkpoint(net: SuperNet, cfg: SearchConfig, meta: dict) -> dict:
 
 def load_search_checkpoint(path) -> dict:
     """A ``supernet.pt`` written by :func:`search`, or a one-line error."""
-    path = Path(path)
-    if not path.is_file():
-        raise KwspiError(f"{path}: no such search checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises several unrelated classes for a bad file
-        raise KwspiError(f"{path}: not a kwspi search checkpoint ({type(e).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != SEARCH_FORMAT:
-        raise KwspiError(f"{path}: not a kwspi search checkpoint")
-    return state
+    return load_checkpoint(path, SEARCH_FORMAT, "search checkpoint")
 
 
 def _write_text(path: Path, text: str) -> None:

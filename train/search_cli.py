@@ -18,12 +18,12 @@ from kwspi import gsc
 from kwspi.errors import KwspiError
 from kwspi.features import FeatureConfig
 from kwspi.train.augment import AugmentConfig
-from kwspi.train.data import DEFAULT_VIEWS, load_split
+from kwspi.train.data import load_split
 from kwspi.train.model import set_input_stats
 from kwspi.train.search import (ARCH_NAME, INHERITED_NAME, SUPERNET_NAME, SearchConfig, load_search_checkpoint,
                                 search)
 from kwspi.train.supernet import SuperNet
-from kwspi.train.train_cli import parse_keywords, epoch_tensors
+from kwspi.train.train_cli import epoch_tensors, parse_keywords, run_options
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +46,7 @@ log = logging.getLogger(__name__)
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--arch-lr", type=click.FloatRange(min=0), default=4e-3, show_default=True,
               help="Peak architecture learning rate (Adam), reached at the last epoch.")
-@click.option("--n-mfcc", type=click.IntRange(1, 40), default=10, show_default=True,
-              help="Cepstral coefficients (the paper tries 10, 20, 30, 40).")
-@click.option("--bits", type=click.IntRange(1, 8), default=8, show_default=True,
-              help="Weight bits for quantization-aware search (STE).")
-@click.option("--float", "float_weights", is_flag=True, help="Search with float weights (no QAT).")
-@click.option("--quant-scheme", type=click.Choice(["paper", "channel"]), default="paper", show_default=True,
-              help="paper: per tensor in [-1, 1], as the authors; channel: per-channel symmetric, as the int8 export.")
-@click.option("--views", type=click.IntRange(min=0), default=DEFAULT_VIEWS, show_default=True,
-              help="Augmented views cached per clip; 0 computes fresh augmentation every epoch.")
-@click.option("--no-augment", is_flag=True, help="No time shift and no background noise.")
-@click.option("--keywords", default=None, help="Comma-separated keywords. [default: the 10 GSC keywords]")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Feature cache. [default: DATA/.kwspi-cache]")
+@run_options(default_scheme="paper")
 @click.option("--resume", is_flag=True, help="Continue the search in --out where it stopped.")
 def search_command(data, out, beta, target_macs, width_mult, warmup_epochs, epochs, batch_size, arch_lr, n_mfcc,
                    bits, float_weights, quant_scheme, views, no_augment, keywords, seed, device, cache_dir, resume):

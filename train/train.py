@@ -14,6 +14,7 @@ never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -75,17 +76,18 @@ def save_checkpoint(path, state: dict) -> None:
         torch.save(state, f)
 
 
-def load_checkpoint(path) -> dict:
-    """A checkpoint written by :func:`save_checkpoint`, or a one-line error."""
+def load_checkpoint(path, fmt: str = CHECKPOINT_FORMAT, what: str = "checkpoint") -> dict:
+    """A checkpoint of format ``fmt`` written by :func:`save_checkpoint`, or a one-line error."""
     path = Path(path)
     if not path.is_file():
-        raise KwspiError(f"{path}: no such checkpoint")
+        raise KwspiError(f"{path}: no such {what}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises several unrelated classes for a bad file
-        raise KwspiError(f"{path}: not a kwspi checkpoint ({type(e).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise KwspiError(f"{path}: not a kwspi checkpoint (format {state.get('format') if isinstance(state, dict) else None!r})")
+        raise KwspiError(f"{path}: not a kwspi {what} ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise KwspiError(f"{path}: not a kwspi {what} (format {found!r})")
     return state
 
 
@@ -173,7 +175,7 @@ def _train_epoch(model, opt, loss_fn, X, y, epoch, steps, cfg, device, progress)
         label=f"epoch {epoch + 1}/{cfg.epochs}",
         file=sys.stderr,
         item_show_func=lambda _: f"loss {total_loss / max(seen, 1):.3f} acc {correct / max(seen, 1):.3f}",
-    ) if progress else _NullBar(batches)
+    ) if progress else contextlib.nullcontext(batches)
     with bar as steps_iter:
         for i in steps_iter:
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
@@ -190,13 +192,3 @@ def _train_epoch(model, opt, loss_fn, X, y, epoch, steps, cfg, device, progress)
             seen += len(idx)
     return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
 
-
-class _NullBar:
-    def __init__(self, it):
-        self.it = it
-
-    def __enter__(self):
-        return self.it
-
-    def __exit__(self, *exc):
-        return False

@@ -44,6 +44,35 @@ def epoch_tensors(fs, epoch: int = 0):
     return torch.from_numpy(np.ascontiguousarray(fs.features_for_epoch(epoch))), torch.from_numpy(fs.labels)
 
 
+def run_options(default_scheme: str):
+    """The options ``kwspi train`` and ``kwspi search`` share: front end, quantization, data."""
+    options = [
+        click.option("--n-mfcc", type=click.IntRange(1, 40), default=10, show_default=True,
+                     help="Cepstral coefficients (the paper tries 10, 20, 30, 40)."),
+        click.option("--bits", type=click.IntRange(1, 8), default=8, show_default=True,
+                     help="Weight bits for quantization-aware training (STE)."),
+        click.option("--float", "float_weights", is_flag=True, help="Float weights (no QAT)."),
+        click.option("--quant-scheme", type=click.Choice(["channel", "paper"]), default=default_scheme,
+                     show_default=True,
+                     help="channel: per-channel symmetric, as the int8 export; paper: per tensor in [-1, 1]."),
+        click.option("--views", type=click.IntRange(min=0), default=DEFAULT_VIEWS, show_default=True,
+                     help="Augmented views cached per clip; 0 computes fresh augmentation every epoch."),
+        click.option("--no-augment", is_flag=True, help="No time shift and no background noise."),
+        click.option("--keywords", default=None, help="Comma-separated keywords. [default: the 10 GSC keywords]"),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Feature cache. [default: DATA/.kwspi-cache]"),
+    ]
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
 @click.command("train", short_help="Train a network: an architecture JSON file or a baseline name.")
 @click.argument("arch_spec", metavar="ARCH")
 @click.option("--data", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -54,21 +83,7 @@ def epoch_tensors(fs, epoch: int = 0):
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True,
               help="Initial learning rate (cosine decay to 0 per iteration).")
-@click.option("--n-mfcc", type=click.IntRange(1, 40), default=10, show_default=True,
-              help="Cepstral coefficients (the paper tries 10, 20, 30, 40).")
-@click.option("--bits", type=click.IntRange(1, 8), default=8, show_default=True,
-              help="Weight bits for quantization-aware training (STE).")
-@click.option("--float", "float_weights", is_flag=True, help="Train float weights (no QAT).")
-@click.option("--quant-scheme", type=click.Choice(["channel", "paper"]), default="channel", show_default=True,
-              help="channel: per-channel symmetric, as the int8 export; paper: per tensor in [-1, 1].")
-@click.option("--views", type=click.IntRange(min=0), default=DEFAULT_VIEWS, show_default=True,
-              help="Augmented views cached per clip; 0 computes fresh augmentation every epoch.")
-@click.option("--no-augment", is_flag=True, help="No time shift and no background noise.")
-@click.option("--keywords", default=None, help="Comma-separated keywords. [default: the 10 GSC keywords]")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Feature cache. [default: DATA/.kwspi-cache]")
+@run_options(default_scheme="channel")
 @click.option("--init-from", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Start from these weights, e.g. OUT/inherited.pt of `kwspi search` (the paper's retraining).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
