@@ -1,0 +1,235 @@
+"""Synthetic streams (:mod:`kwspi.train.stream`): truth file, timing, SNR, determinism,
+bounded memory, and the detection scoring rule."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tracemalloc
+import wave
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kwspi import gsc
+from kwspi.errors import KwspiError
+from kwspi.train import stream, synth
+from kwspi.train.stream import Detected, StreamConfig, TruthRow, score_detections
+from kwspi.wavio import read_wav
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+RATE = stream.SAMPLE_RATE
+
+
+# --- scoring (pure) -------------------------------------------------------------------
+
+TRUTH = [
+    TruthRow("yes", 2.0, 2.4),
+    TruthRow("please", 3.0, 3.3),
+    TruthRow("turn", 5.0, 5.2),
+    TruthRow("on", 5.3, 5.5),
+    TruthRow("yesterday", 8.0, 8.6),
+    TruthRow("no", 10.0, 10.3),
+]
+
+
+def test_hits_and_misses():
+    s = score_detections([Detected("yes", 2.9), Detected("on", 6.1)], TRUTH)
+    assert [(d.label, r.start_s) for d, r in s.hits] == [("yes", 2.0), ("on", 5.3)]
+    assert s.misses == (TruthRow("no", 10.0, 10.3),)
+    assert s.false_alarms == ()
+    assert s.n_keywords == 3 and s.recall == pytest.approx(2 / 3)
+
+
+def test_second_detection_of_one_word_is_a_false_alarm():
+    s = score_detections([Detected("yes", 2.5), Detected("yes", 3.3)], TRUTH)
+    assert len(s.hits) == 1 and s.hits[0][0].time == 2.5
+    assert [d.time for d in s.false_alarms] == [3.3]
+
+
+def test_wrong_label_and_confusable_words_are_false_alarms_not_hits():
+    s = score_detections([Detected("no", 2.5), Detected("yes", 8.9)], TRUTH)
+    assert s.hits == ()
+    assert [d.label for d in s.false_alarms] == ["no", "yes"]
+    assert {r.label for r in s.misses} == {"yes", "on", "no"}  # "yesterday" is no keyword to miss
+
+
+@pytest.mark.parametrize("t, hit", [(1.9, True), (1.899, False), (3.5, True), (3.501, False)])
+def test_window_edges_are_inclusive(t, hit):
+    s = score_detections([Detected("yes", t)], [TruthRow("yes", 2.0, 2.4)])
+    assert (len(s.hits) == 1) is hit and (len(s.false_alarms) == 1) is not hit
+
+
+def test_overlapping_windows_match_as_many_words_as_possible():
+    # The 2.0 s detection fits both words; taking the earlier-closing one leaves the
+    # second word for the 3.2 s detection.
+    truth = [TruthRow("go", 1.0, 1.2), TruthRow("go", 1.9, 2.1)]
+    s = score_detections([Detected("go", 2.0), Detected("go", 3.2)], truth)
+    assert len(s.hits) == 2 and not s.false_alarms and not s.misses
+
+
+def test_detections_in_any_order_and_shape():
+    class Obj:
+        label, time, score = "no", 10.5, 0.9
+
+    s = score_detections([{"label": "on", "score": 0.8, "time": 5.9}, Obj()], TRUTH)
+    assert [(d.label, d.score) for d, _ in s.hits] == [("on", 0.8), ("no", 0.9)]
+    assert np.isnan(score_detections([], []).recall)
+
+
+def test_keywords_limit_what_counts():
+    s = score_detections([Detected("please", 3.2)], TRUTH, keywords=("please",))
+    assert len(s.hits) == 1 and s.n_keywords == 1
+
+
+# --- phrases and the truth file -------------------------------------------------------
+
+
+def test_phrases_hold_exactly_their_keyword_and_other_text_none():
+    for kw, templates in stream.KEYWORD_PHRASES.items():
+        for t in templates + stream.GENERIC_PHRASES:
+            assert t.split().count("{kw}") == 1, t
+            assert stream.keyword_tokens(t.replace("{kw}", kw), gsc.KEYWORDS) == [kw], t
+    for text in stream.SENTENCES + stream.CONFUSABLE_SENTENCES + stream.CONFUSABLE_WORDS:
+        assert stream.keyword_tokens(text, gsc.KEYWORDS) == [], text
+
+
+def test_truth_round_trip_and_bad_files(tmp_path):
+    path = tmp_path / "t.csv"
+    stream.write_truth(path, TRUTH)
+    assert path.read_text().splitlines()[:2] == ["label,start_s,end_s", "yes,2.000,2.400"]
+    assert stream.read_truth(path) == TRUTH
+    (tmp_path / "bad.csv").write_text("word,start,end\nyes,1,2\n")
+    with pytest.raises(stream.StreamError, match="header"):
+        stream.read_truth(tmp_path / "bad.csv")
+    (tmp_path / "bad2.csv").write_text("label,start_s,end_s\nyes,1\n")
+    with pytest.raises(stream.StreamError, match="line 2"):
+        stream.read_truth(tmp_path / "bad2.csv")
+    with pytest.raises(KwspiError, match="cannot read"):
+        stream.read_truth(tmp_path / "missing.csv")
+
+
+def test_config_errors_are_user_errors():
+    with pytest.raises(stream.StreamError, match="too short"):
+        StreamConfig(seconds=3).check()
+    with pytest.raises(stream.StreamError, match="negative"):
+        StreamConfig(negative=True, mix=(("keyword", 1.0),)).check()
+    with pytest.raises(stream.StreamError, match="single"):
+        StreamConfig(keywords=("lights on",)).check()
+
+
+# --- building streams (espeak-ng) -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    """A 30 s stream at 10 dB SNR, as blocks (speech and noise tracks kept apart)."""
+    config = StreamConfig(seconds=30, snr_db=10, seed=3)
+    return config, list(stream.iter_blocks(config))
+
+
+@needs_espeak
+def test_blocks_tile_the_stream_and_keywords_keep_their_distance(blocks):
+    config, bl = blocks
+    assert sum(len(b.speech) for b in bl) == 30 * RATE
+    assert all(len(b.speech) == len(b.noise) for b in bl)
+    rows = [r for b in bl for r in b.rows]
+    kws = [r for r in rows if r.label in gsc.KEYWORDS]
+    assert len(kws) >= 6 and len(rows) > len(kws)
+    assert all(config.lead_in_s <= r.start_s < r.end_s <= 30 - config.tail_s for r in rows)
+    assert all(b.start_s - a.end_s >= config.keyword_gap_s - 1e-3 for a, b in zip(kws, kws[1:]))
+
+
+@needs_espeak
+def test_truth_rows_mark_where_the_words_sound(blocks):
+    _, bl = blocks
+    speech = np.concatenate([b.speech for b in bl]).astype(np.float64)
+    rows = [r for b in bl for r in b.rows]
+    inside = np.zeros(len(speech), bool)
+    for r in rows:
+        s, e = int(round(r.start_s * RATE)), int(round(r.end_s * RATE))
+        inside[s:e] = True
+        # Within 50 ms of each boundary the word sounds already (still): some 10 ms frame
+        # there is within 55 dB of the word's loudest, speech_bounds' rule.
+        levels = synth.frame_levels(speech[s:e])
+        assert levels[:5].max() > levels.max() - 55 and levels[-5:].max() > levels.max() - 55, r
+    assert not np.any(speech[~inside]), "speech outside the rows of the truth file"
+
+
+@needs_espeak
+def test_snr_is_as_asked(blocks):
+    config, bl = blocks
+    speech = np.concatenate([b.speech for b in bl]).astype(np.float64)
+    noise = np.concatenate([b.noise for b in bl]).astype(np.float64)
+    active = np.zeros(len(speech), bool)
+    for r in (r for b in bl for r in b.rows):
+        active[int(round(r.start_s * RATE)):int(round(r.end_s * RATE))] = True
+    snr = 10 * np.log10(np.mean(speech[active] ** 2) / np.mean(noise**2))
+    assert snr == pytest.approx(10.0, abs=0.5)
+    # And as a listener would measure it on the mix: noise from the pauses, speech from the words.
+    mixed = speech + noise
+    p_noise = np.mean(mixed[~active] ** 2)
+    assert 10 * np.log10(np.mean(mixed[active] ** 2) / p_noise - 1) == pytest.approx(10.0, abs=1.5)
+
+
+@needs_espeak
+def test_write_stream_is_deterministic_and_the_wav_is_16k_mono_16bit(tmp_path):
+    config = StreamConfig(seconds=12, seed=5)
+    a = stream.write_stream(tmp_path / "a.wav", tmp_path / "a.csv", config)
+    stream.write_stream(tmp_path / "b.wav", tmp_path / "b.csv", config)
+    stream.write_stream(tmp_path / "c.wav", tmp_path / "c.csv", StreamConfig(seconds=12, seed=6))
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    assert (tmp_path / "a.wav").read_bytes() != (tmp_path / "c.wav").read_bytes()
+    with wave.open(str(tmp_path / "a.wav")) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()) == (RATE, 1, 2, 12 * RATE)
+    assert a.words == len(stream.read_truth(tmp_path / "a.csv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.wav", "b.csv", "b.wav", "c.csv", "c.wav"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("a.wav", "a.csv"):  # as any new file: not mkstemp's 0600
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _peak_bytes(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@needs_espeak
+def test_negative_stream_has_no_keyword_and_memory_does_not_grow_with_length(tmp_path):
+    def build(seconds):
+        config = StreamConfig(seconds=seconds, seed=1, negative=True)
+        return lambda: stream.write_stream(tmp_path / "n.wav", tmp_path / "n.csv", config)
+
+    short = _peak_bytes(build(20))
+    long = _peak_bytes(build(240))
+    rows = stream.read_truth(tmp_path / "n.csv")
+    assert len(rows) > 200
+    assert not [r for r in rows if r.label in gsc.KEYWORDS]
+    assert {r.label for r in rows} & set(stream.CONFUSABLE_WORDS)
+    full = 240 * RATE * 4  # the whole stream as float32: 15.4 MB
+    assert long < full / 2, f"peak {long / 1e6:.1f} MB for a {full / 1e6:.1f} MB stream"
+    assert long < 1.5 * short, f"peak {long / 1e6:.1f} MB for 240 s, {short / 1e6:.1f} MB for 20 s"
+
+
+@needs_espeak
+def test_synth_stream_command(tmp_path):
+    from kwspi.train.stream_cli import synth_stream
+
+    runner = CliRunner()
+    result = runner.invoke(synth_stream, [str(tmp_path / "s.wav"), "--seconds", "8", "--seed", "2",
+                                          "--exclude-voices", "en-029,en-gb-scotland"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "s.csv").read_text().startswith("label,start_s,end_s\n")
+    assert read_wav(tmp_path / "s.wav")[0].shape == (8 * RATE,)
+    assert "s.wav: 8.0 s" in result.output
+    both = runner.invoke(synth_stream, [str(tmp_path / "x.wav"), "--voices", "en-us", "--exclude-voices", "en-gb"])
+    assert both.exit_code == 2 and "not both" in both.output
+    short = runner.invoke(synth_stream, [str(tmp_path / "x.wav"), "--seconds", "1"])
+    assert short.exit_code == 2

@@ -1,0 +1,541 @@
+"""Long synthetic audio streams with a truth file, and scoring detections against them.
+
+A stream is a sequence of spoken *events* over generated background noise: isolated
+keywords, short phrases with a keyword in them ("please turn the lights on now"), sentences
+without one, and confusable non-keywords ("yesterday", "nobody", "downtown"), separated by
+random gaps. Every word is spoken separately by espeak-ng with the event's speaker and joined
+to the next with a short natural gap, so each word's start and end in the stream are measured
+on its own audio (to the 10 ms frame of :func:`~kwspi.train.synth.speech_bounds`), not guessed.
+
+The truth file is DESIGN.md's stream truth CSV: header ``label,start_s,end_s``, one row per
+spoken word, keywords and others.
+
+Public API:
+
+- :class:`StreamConfig`, :func:`iter_blocks`, :func:`write_stream`: build a stream. It is made
+  and written block by block (one gap and one event at a time), so an hour costs the memory of
+  a few seconds; the same seed and config give the same file.
+- :class:`TruthRow`, :func:`read_truth`, :func:`write_truth`: the truth CSV.
+- :class:`Detected`, :func:`score_detections`, :class:`StreamScore`: hits, misses and false
+  alarms of a list of detections.
+
+Torch-free: the demo and the streaming tests run it where only the runtime is installed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from kwspi.atomic import atomic_write, temp_path
+from kwspi import gsc
+from kwspi.errors import KwspiError
+from kwspi.train import noise, synth
+
+SAMPLE_RATE = 16000
+TRUTH_HEADER = ("label", "start_s", "end_s")
+
+#: A keyword phrase per keyword; ``{kw}`` is the keyword. No other word in them is a keyword.
+KEYWORD_PHRASES: dict[str, tuple[str, ...]] = {
+    "yes": ("I said {kw}", "{kw} please", "the answer is {kw}"),
+    "no": ("I said {kw}", "{kw} thank you", "the answer is {kw}"),
+    "up": ("turn the volume {kw}", "pick it {kw}", "scroll {kw} a bit"),
+    "down": ("turn the volume {kw}", "sit {kw} please", "scroll {kw} a bit"),
+    "left": ("turn {kw} at the corner", "move it to the {kw}", "it is the {kw} door"),
+    "right": ("turn {kw} at the lights", "that is {kw}", "move it to the {kw}"),
+    "on": ("please turn the lights {kw} now", "switch the radio {kw}", "turn it {kw}"),
+    "off": ("turn the lights {kw}", "switch it {kw} please", "the heating is {kw}"),
+    "stop": ("{kw} the music", "please {kw} now", "{kw} it"),
+    "go": ("let us {kw} home", "ready steady {kw}", "where did they {kw}"),
+}
+#: For keywords without phrases of their own.
+GENERIC_PHRASES = ("I said {kw}", "{kw} please", "the word is {kw}")
+
+#: Everyday sentences without a keyword.
+SENTENCES = (
+    "the weather is nice today", "can you hear me", "what time is it",
+    "I would like a cup of tea", "my phone is in the kitchen", "close the window please",
+    "we need more milk and bread", "that sounds good to me", "where are my keys",
+    "let us meet tomorrow morning", "the cat is sleeping", "how was your day",
+    "this is only a test", "open the door for the dog", "dinner will be ready soon",
+    "the bus was late again", "play some music", "call my sister",
+    "it is very cold outside", "put the box in the car",
+)
+
+#: Words that sound like a keyword, or contain one, but are not keywords. Exact homophones
+#: ("know", "write") are left out: no acoustic spotter can tell them from "no" and "right",
+#: so their detections would measure this list, not the model.
+CONFUSABLE_WORDS = (
+    "yesterday", "yet", "yellow", "nobody", "note", "nose", "upper", "cup", "often",
+    "office", "coffee", "stopped", "stock", "ago", "going", "goal", "downtown", "town",
+    "dawn", "lift", "lifted", "bright", "own", "gone", "alright",
+)
+
+#: Sentences built around confusable words, without a keyword.
+CONFUSABLE_SENTENCES = (
+    "I saw her yesterday", "nobody is home", "the upper shelf is full",
+    "we often walk there", "the clock stopped", "that was long ago",
+    "where are you going", "meet me downtown", "I need a lift", "the light is bright",
+    "it is all gone", "a cup of coffee", "not yet", "my own house", "the office is closed",
+    "take a note", "it is alright",
+)
+
+POSITIVE_MIX = (("keyword", 0.35), ("phrase", 0.30), ("sentence", 0.15), ("confusable", 0.20))
+#: Keywords alone and in phrases, and everyday sentences: no deliberate confusables.
+EVERYDAY_MIX = (("keyword", 0.5), ("phrase", 0.3), ("sentence", 0.2))
+NEGATIVE_MIX = (("sentence", 0.5), ("confusable", 0.5))
+EVENT_KINDS = ("keyword", "phrase", "sentence", "confusable")
+
+
+class StreamError(KwspiError):
+    """A stream option that cannot work, or a truth file that cannot be read."""
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Everything that decides a stream's content (with the espeak-ng voices installed).
+
+    Times are in seconds, levels in dB.
+    """
+
+    seconds: float = 60.0
+    snr_db: float = 20.0  # active speech RMS over noise RMS; inf for no noise
+    seed: int = 0
+    voices: tuple[str, ...] | None = None  # None: every English voice
+    exclude_voices: tuple[str, ...] = ()
+    negative: bool = False  # no keyword at all: sentences and confusables only
+    keywords: tuple[str, ...] = gsc.KEYWORDS
+    mix: tuple[tuple[str, float], ...] | None = None  # (event kind, weight); None: by `negative`
+    speech_dbfs: float = -20.0  # active RMS of every event
+    gap_s: tuple[float, float] = (0.5, 1.5)  # between events
+    keyword_gap_s: float = 1.5  # at least this between two keywords, so each fires once
+    word_gap_s: tuple[float, float] = (0.04, 0.12)  # between the words of an event
+    lead_in_s: float = 1.0  # noise only: the runtime decides nothing before one full window
+    tail_s: float = 1.5  # noise only after the last event, so its window can still fire
+    speakers: int = 64  # size of the speaker pool drawn from per event
+
+    @property
+    def event_mix(self) -> tuple[tuple[str, float], ...]:
+        if self.mix is not None:
+            return self.mix
+        return NEGATIVE_MIX if self.negative else POSITIVE_MIX
+
+    @property
+    def noise_rms(self) -> float:
+        """Linear RMS of the background noise (full scale 1)."""
+        return 10.0 ** ((self.speech_dbfs - self.snr_db) / 20.0)
+
+    def check(self) -> None:
+        """:class:`StreamError` for options that cannot make a stream."""
+        if self.seconds < self.lead_in_s + self.tail_s + 2.0:
+            raise StreamError(f"a stream of {self.seconds:g} s is too short: give at least "
+                              f"{self.lead_in_s + self.tail_s + 2.0:g} s")
+        if math.isnan(self.snr_db) or self.snr_db == -math.inf:
+            raise StreamError("the SNR must be a number of dB (or inf for no noise)")
+        kinds = [k for k, w in self.event_mix if w > 0]
+        if not kinds or any(k not in EVENT_KINDS for k in kinds):
+            raise StreamError(f"event mix {self.event_mix!r}: kinds are {', '.join(EVENT_KINDS)}, weights > 0")
+        if self.negative and {"keyword", "phrase"} & set(kinds):
+            raise StreamError("a negative stream cannot have keyword or phrase events")
+        for kw in self.keywords:
+            if " " in kw or kw != kw.lower() or not kw:
+                raise StreamError(f"keyword {kw!r}: streams take single lower-case words")
+
+
+@dataclass(frozen=True)
+class TruthRow:
+    """One spoken word: its text and where it sounds in the stream, in seconds."""
+
+    label: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Block:
+    """A stretch of stream: speech and noise tracks (float32, same length) and its words."""
+
+    speech: np.ndarray
+    noise: np.ndarray
+    rows: tuple[TruthRow, ...]
+
+    @property
+    def mixed(self) -> np.ndarray:
+        return np.clip(self.speech + self.noise, -1.0, 1.0)
+
+
+# --- what is said ---------------------------------------------------------------------
+
+
+def keyword_tokens(text: str, keywords: Iterable[str]) -> list[str]:
+    """The words of ``text`` that are keywords (a check on the phrase lists)."""
+    kws = set(keywords)
+    return [w for w in text.lower().split() if w in kws]
+
+
+class _Deck:
+    """Keywords dealt from a shuffled deck, reshuffled when empty: a short stream still
+    hears many different keywords, and none twice before all once."""
+
+    def __init__(self, keywords: Sequence[str], rng: np.random.Generator):
+        self._keywords, self._rng, self._left = list(keywords), rng, []
+
+    def draw(self) -> str:
+        if not self._left:
+            self._left = [self._keywords[i] for i in self._rng.permutation(len(self._keywords))]
+        return self._left.pop()
+
+
+def _choose_words(kind: str, rng: np.random.Generator, deck: _Deck) -> tuple[list[str], int | None]:
+    """The words of one event and the index of its keyword (``None`` for no keyword)."""
+    if kind == "keyword":
+        return [deck.draw()], 0
+    if kind == "phrase":
+        kw = deck.draw()
+        template = str(rng.choice(KEYWORD_PHRASES.get(kw, GENERIC_PHRASES)))
+        words = template.split()
+        return [kw if w == "{kw}" else w.lower() for w in words], words.index("{kw}")
+    if kind == "sentence":
+        return str(rng.choice(SENTENCES)).lower().split(), None
+    if rng.uniform() < 0.5:
+        return [str(rng.choice(CONFUSABLE_WORDS))], None
+    return str(rng.choice(CONFUSABLE_SENTENCES)).lower().split(), None
+
+
+# --- how it sounds --------------------------------------------------------------------
+
+
+def _speak_word(word: str, speaker: synth.Speaker) -> np.ndarray | None:
+    """One word trimmed to its sounding span with 5 ms fades, or ``None`` if it is (nearly) silent."""
+    raw = synth.speak(word, speaker)
+    if synth.active_seconds(raw) < 0.05:
+        return None
+    start, end = synth.speech_bounds(raw)
+    x = raw[start:end].astype(np.float64)
+    ramp = min(int(0.005 * SAMPLE_RATE), len(x) // 2)
+    fade = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+    x[:ramp] *= fade
+    x[len(x) - ramp:] *= fade[::-1]
+    return x
+
+
+def render_event(
+    words: Sequence[str], speaker: synth.Speaker, rng: np.random.Generator, config: StreamConfig
+) -> tuple[np.ndarray, list[tuple[int, int]]] | None:
+    """The words spoken one by one and joined with short gaps, at the configured level.
+
+    Returns ``(audio, spans)``: float64 audio and each word's ``(start, end)`` sample in it;
+    ``None`` when the speaker says nothing audible for one of the words.
+    """
+    pieces, spans, at = [], [], 0
+    for i, word in enumerate(words):
+        x = _speak_word(word, speaker)
+        if x is None:
+            return None
+        if i:
+            gap = int(rng.uniform(*config.word_gap_s) * SAMPLE_RATE)
+            pieces.append(np.zeros(gap))
+            at += gap
+        pieces.append(x)
+        spans.append((at, at + len(x)))
+        at += len(x)
+    audio = np.concatenate(pieces)
+    # Level over the words only, so pauses between words do not change the SNR.
+    active = np.concatenate([audio[s:e] for s, e in spans])
+    audio *= 10.0 ** (config.speech_dbfs / 20.0) / (np.sqrt(np.mean(active**2)) + 1e-12)
+    return audio, spans
+
+
+# --- the background -------------------------------------------------------------------
+
+
+class NoiseTrack:
+    """Endless background noise at a fixed RMS, handed out in pieces of any length.
+
+    Made of segments of a few seconds, each a stationary coloured noise (white, pink or
+    brown), half of them with hum, band-limited or bursty noise on top; neighbours are
+    cross-faded with equal power. Only the current segment is held in memory.
+    """
+
+    BASES = (noise.white, noise.pink, noise.brown)
+    EXTRAS = (noise.hum, noise.modulated_band, noise.bursts)
+
+    def __init__(self, rng: np.random.Generator, rms: float, segment_s=(2.0, 4.0), fade_s: float = 0.2):
+        self._rng, self._rms = rng, rms
+        self._segment_s, self._fade = segment_s, int(fade_s * SAMPLE_RATE)
+        self._pending = np.zeros(0)
+
+    def take(self, n: int) -> np.ndarray:
+        """The next ``n`` samples (float64)."""
+        if self._rms == 0.0:
+            return np.zeros(n)
+        # The last `fade` samples stay pending: they are cross-faded with the next segment.
+        while len(self._pending) < n + self._fade:
+            self._pending = self._join(self._pending, self._segment())
+        out, self._pending = self._pending[:n], self._pending[n:]
+        return out
+
+    def _segment(self) -> np.ndarray:
+        rng = self._rng
+        n = int(rng.uniform(*self._segment_s) * SAMPLE_RATE)
+        x = self.BASES[rng.integers(len(self.BASES))](n, rng, SAMPLE_RATE).astype(np.float64)
+        x /= np.sqrt(np.mean(x**2)) + 1e-12
+        if rng.uniform() < 0.5:
+            extra = self.EXTRAS[rng.integers(len(self.EXTRAS))](n, rng, SAMPLE_RATE).astype(np.float64)
+            x += rng.uniform(0.5, 2.0) * extra / (np.sqrt(np.mean(extra**2)) + 1e-12)
+        return x * (self._rms / (np.sqrt(np.mean(x**2)) + 1e-12))
+
+    def _join(self, pending: np.ndarray, segment: np.ndarray) -> np.ndarray:
+        f = self._fade
+        if len(pending) < f:
+            return np.concatenate([pending, segment])
+        ramp = np.pi / 2 * (np.arange(f) + 0.5) / f
+        overlap = pending[-f:] * np.cos(ramp) + segment[:f] * np.sin(ramp)
+        return np.concatenate([pending[:-f], overlap, segment[f:]])
+
+
+# --- the stream -----------------------------------------------------------------------
+
+
+def iter_blocks(config: StreamConfig) -> Iterator[Block]:
+    """The stream as consecutive blocks (a gap, then an event; last, the noise to the end).
+
+    Deterministic for ``config``: events, speakers and gaps come from one generator seeded
+    by ``config.seed``, the noise from another, so blocks are the same however they are used.
+    """
+    config.check()
+    speakers = synth.make_speakers(config.speakers, config.seed, config.voices, exclude_voices=config.exclude_voices)
+    rng = np.random.default_rng([config.seed, 1])
+    track = NoiseTrack(np.random.default_rng([config.seed, 2]), config.noise_rms)
+    total = int(round(config.seconds * SAMPLE_RATE))
+    deck = _Deck(config.keywords, rng)
+    cursor, last_kw_end = 0, -total  # no keyword yet
+    while True:
+        audio, spans, words, kw_at = _next_event(rng, speakers, deck, config)
+        start = cursor + int(max(rng.uniform(*config.gap_s), config.lead_in_s if cursor == 0 else 0) * SAMPLE_RATE)
+        if kw_at is not None:  # keep `keyword_gap_s` of anything-but-keyword between keywords
+            start = max(start, int(last_kw_end + config.keyword_gap_s * SAMPLE_RATE) - spans[kw_at][0])
+        if start + len(audio) > total - config.tail_s * SAMPLE_RATE:
+            break
+        if kw_at is not None:
+            last_kw_end = start + spans[kw_at][1]
+        speech = np.concatenate([np.zeros(start - cursor), audio])
+        rows = tuple(TruthRow(w, (start + a) / SAMPLE_RATE, (start + b) / SAMPLE_RATE)
+                     for w, (a, b) in zip(words, spans))
+        yield Block(speech.astype(np.float32), track.take(len(speech)).astype(np.float32), rows)
+        cursor = start + len(audio)
+    yield Block(np.zeros(total - cursor, np.float32), track.take(total - cursor).astype(np.float32), ())
+
+
+def _next_event(rng: np.random.Generator, speakers: Sequence[synth.Speaker], deck: _Deck, config: StreamConfig):
+    """``(audio, spans, words, keyword index)`` of the next event; retries other speakers
+    when one cannot say a word (some voices are silent on some words)."""
+    kinds, weights = zip(*[(k, w) for k, w in config.event_mix if w > 0])
+    kind = kinds[rng.choice(len(kinds), p=np.asarray(weights) / sum(weights))]
+    words, kw_at = _choose_words(kind, rng, deck)
+    for _ in range(8):
+        speaker = speakers[rng.integers(len(speakers))]
+        rendered = render_event(words, speaker, rng, config)
+        if rendered is not None:
+            return rendered[0], rendered[1], words, kw_at
+    raise StreamError(f"no voice among --voices could say {' '.join(words)!r} audibly")
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What :func:`write_stream` wrote."""
+
+    wav: Path
+    truth: Path
+    seconds: float
+    words: int
+    keywords: int
+
+    def __str__(self) -> str:
+        return (f"{self.wav}: {self.seconds:.1f} s, {self.keywords} keywords among {self.words} words; "
+                f"truth in {self.truth}")
+
+
+def write_stream(
+    wav_path, truth_path, config: StreamConfig, progress: Callable[[float], None] | None = None
+) -> StreamSummary:
+    """Write the stream as a 16 kHz mono 16-bit WAV and its truth CSV, block by block.
+
+    Both files appear atomically (temp file, then rename). ``progress`` is called with the
+    seconds of audio each block added.
+    """
+    wav_path, truth_path = Path(wav_path), Path(truth_path)
+    config.check()
+    check_paths(wav_path, truth_path)
+    rows: list[TruthRow] = []
+    with _AtomicWav(wav_path) as out:
+        for block in iter_blocks(config):
+            out.write(block.mixed)
+            rows.extend(block.rows)
+            if progress:
+                progress(len(block.speech) / SAMPLE_RATE)
+    write_truth(truth_path, rows)
+    n_kw = sum(r.label in config.keywords for r in rows)
+    return StreamSummary(wav_path, truth_path, config.seconds, len(rows), n_kw)
+
+
+def check_paths(*paths) -> None:
+    """:class:`StreamError` unless each path can be written as a file (its folder exists)."""
+    for p in map(Path, paths):
+        if p.is_dir():
+            raise StreamError(f"{p}: is a folder; give a file name")
+        if not p.parent.is_dir():
+            raise StreamError(f"{p.parent}: no such folder")
+
+
+class _AtomicWav:
+    """A 16 kHz mono 16-bit WAV written piece by piece to a temp file, renamed on success."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self._tmp = temp_path(self.path)
+        self._file = open(self._tmp, "xb")
+        self._wav = wave.open(self._file, "wb")
+        self._wav.setnchannels(1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(SAMPLE_RATE)
+        return self
+
+    def write(self, x: np.ndarray) -> None:
+        pcm = np.clip(np.round(np.asarray(x, np.float64) * 32768.0), -32768, 32767).astype("<i2")
+        self._wav.writeframes(pcm.tobytes())
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self._wav.close()  # patches the header's sizes
+            self._file.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+        finally:
+            Path(self._tmp).unlink(missing_ok=True)
+        return False
+
+
+# --- the truth file -------------------------------------------------------------------
+
+
+def write_truth(path, rows: Iterable[TruthRow]) -> None:
+    """Write the truth CSV (times in seconds, 3 decimals), atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(TRUTH_HEADER)
+    writer.writerows((r.label, f"{r.start_s:.3f}", f"{r.end_s:.3f}") for r in rows)
+    with atomic_write(path, "w", newline="") as f:
+        f.write(buf.getvalue())
+
+
+def read_truth(path) -> list[TruthRow]:
+    """Rows of a truth CSV; :class:`StreamError` naming the file and line for a bad one."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None or tuple(h.strip() for h in header) != TRUTH_HEADER:
+                raise StreamError(f"{path}: not a stream truth file (header must be {','.join(TRUTH_HEADER)})")
+            return [_truth_row(path, reader.line_num, row) for row in reader if row]
+    except OSError as e:
+        raise StreamError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _truth_row(path: Path, line: int, row: list[str]) -> TruthRow:
+    try:
+        label, start, end = row
+        out = TruthRow(label.strip(), float(start), float(end))
+    except ValueError:
+        raise StreamError(f"{path}, line {line}: expected label,start_s,end_s, got {','.join(row)!r}") from None
+    if not out.start_s <= out.end_s:
+        raise StreamError(f"{path}, line {line}: the word ends before it starts")
+    return out
+
+
+# --- scoring --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Detected:
+    """A detection as scoring sees it: label, stream time in seconds, score."""
+
+    label: str
+    time: float
+    score: float = math.nan
+
+    @classmethod
+    def of(cls, d) -> "Detected":
+        """From a :class:`~kwspi.deploy.Detection`, a ``--json`` dict, or a Detected."""
+        if isinstance(d, Mapping):
+            return cls(str(d["label"]), float(d["time"]), float(d.get("score", math.nan)))
+        return cls(str(d.label), float(d.time), float(getattr(d, "score", math.nan)))
+
+
+@dataclass(frozen=True)
+class StreamScore:
+    """Detections matched to a truth file."""
+
+    hits: tuple[tuple[Detected, TruthRow], ...]
+    false_alarms: tuple[Detected, ...]
+    misses: tuple[TruthRow, ...]
+
+    @property
+    def n_keywords(self) -> int:
+        return len(self.hits) + len(self.misses)
+
+    @property
+    def recall(self) -> float:
+        """Share of spoken keywords that were detected (nan when none was spoken)."""
+        return len(self.hits) / self.n_keywords if self.n_keywords else math.nan
+
+
+def hit_window(row: TruthRow, before_s: float = 0.1, after_s: float = 1.1) -> tuple[float, float]:
+    """The detection times, in seconds, that count for a spoken word: a detection's time is
+    the end of the 1-second window that fired, so it lags the word by up to a window."""
+    return row.start_s - before_s, row.end_s + after_s
+
+
+def score_detections(
+    detections: Iterable,
+    truth: Iterable[TruthRow],
+    keywords: Iterable[str] = gsc.KEYWORDS,
+    before_s: float = 0.1,
+    after_s: float = 1.1,
+) -> StreamScore:
+    """Match detections to spoken keywords.
+
+    A detection of label L at time t is a hit if a not yet matched truth row with label L,
+    L a keyword, has ``start_s - before_s <= t <= end_s + after_s``; otherwise it is a false
+    alarm (so is a second detection of the same word). Keyword rows left unmatched are
+    misses. Detections are taken in time order and each takes, among the rows it could
+    match, the one whose window closes first, which matches as many as any assignment can.
+    """
+    kws = set(keywords)
+    open_rows = [r for r in truth if r.label in kws]
+    hits, false_alarms = [], []
+    for d in sorted((Detected.of(d) for d in detections), key=lambda d: d.time):
+        fits = [r for r in open_rows if r.label == d.label and _within(d.time, hit_window(r, before_s, after_s))]
+        if fits:
+            row = min(fits, key=lambda r: r.end_s)
+            open_rows.remove(row)
+            hits.append((d, row))
+        else:
+            false_alarms.append(d)
+    return StreamScore(tuple(hits), tuple(false_alarms), tuple(open_rows))
+
+
+def _within(t: float, window: tuple[float, float]) -> bool:
+    eps = 1e-9  # times come from millisecond-rounded text
+    return window[0] - eps <= t <= window[1] + eps
