@@ -21,7 +21,7 @@ def _data(n, seed):
     y = torch.randint(0, len(LABELS), (n,), generator=g)
     X = torch.randn(n, 1, 10, 49, generator=g)
     for k in range(len(LABELS)):
-        X[y == k, :, 2 * k: 2 * k + 2] += 2.0
+        X[y == k, :, 2 * k: 2 * k + 2] += 3.0
     return X, y
 
 
@@ -32,7 +32,7 @@ def exported(tmp_path_factory):
     arch = Arch(cells=("k5e2",) * 6 + ("zero",) * 6, width_mult=0.5)
     model = build_model(arch, 10, 49, len(LABELS))
     X, y = _data(400, 0)
-    fit(model, lambda e: (X, y), None, TrainConfig(epochs=3, batch_size=50, lr=0.05), tmp / "ck.pt", {},
+    fit(model, lambda e: (X, y), None, TrainConfig(epochs=5, batch_size=50, lr=0.05), tmp / "ck.pt", {},
         progress=False)
     c = count(model, (1, 1, 10, 49))
     info = ModelInfo(labels=LABELS, features=FeatureConfig(), arch=arch.to_dict(), macs=c.macs,
@@ -49,7 +49,8 @@ def test_int8_model_agrees_with_torch(exported):
     logits = session.run(None, {"features": X.numpy()})[0]
     with torch.no_grad():
         want = model(X).argmax(1).numpy()
-    assert (logits.argmax(1) == want).mean() >= 0.99
+    agreement = (logits.argmax(1) == want).mean()
+    assert agreement >= 0.99, agreement
 
 
 def test_int8_file_is_small_and_carries_its_metadata(exported):
