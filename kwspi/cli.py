@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from kwspi import __version__
-from kwspi.errors import KwspiError
+from kwspi.errors import KwspiError, MissingDependency
 
 #: command name -> ("module:attribute" of its click command, its one-line help). The help
 #: is repeated here so that `kwspi --help` imports none of them (torch, sounddevice);
@@ -47,9 +47,7 @@ class LazyGroup(click.Group):
                 return getattr(importlib.import_module(module), attr)
             except ModuleNotFoundError as e:
                 if e.name and e.name.split(".")[0] in {"torch", "onnx", "onnxscript"}:
-                    raise click.ClickException(
-                        f"`kwspi {name}` needs {e.name}: pip install 'kwspi[train]'"
-                    ) from None
+                    raise MissingDependency(f"`kwspi {name}` needs {e.name}: pip install 'kwspi[train]'") from None
                 raise
         return super().get_command(ctx, name)
 
@@ -159,7 +157,7 @@ def evaluate(model, data, split, seed, as_json):
         try:
             from kwspi.train.train_cli import evaluate_checkpoint
         except ModuleNotFoundError as e:
-            raise click.ClickException(f"evaluating a checkpoint needs {e.name}: pip install 'kwspi[train]'")
+            raise MissingDependency(f"evaluating a checkpoint needs {e.name}: pip install 'kwspi[train]'") from None
         report = evaluate_checkpoint(path, data, split, seed)
     else:
         from kwspi.evaluate import evaluate_onnx

@@ -49,6 +49,6 @@ def test_missing_torch_names_the_install_command(monkeypatch):
     monkeypatch.setitem(cli.LAZY_COMMANDS, "needs-torch", ("torch:nn", "Needs torch."))
     monkeypatch.setitem(sys.modules, "torch", None)
     result = CliRunner().invoke(cli.main, ["needs-torch"])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert "pip install 'kwspi[train]'" in result.output
     assert "Traceback" not in result.output
