@@ -8,8 +8,10 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # espeak-ng: the speech synthesizer for data, tests and the demo.
 # libportaudio2: what sounddevice loads to reach a microphone.
-APT_PACKAGES := espeak-ng libportaudio2
-# The CPU wheel; an unpinned torch would pull a several-GB CUDA build.
+# python3-venv: ensurepip, which `python3 -m venv` needs on Debian.
+APT_PACKAGES := espeak-ng libportaudio2 python3-venv
+# Pinned: the build machines keep this release's CPU wheel on disk, and an unpinned torch
+# would pull a several-GB CUDA build.
 TORCH := torch==2.13.0
 # Detection threshold written into the bundled model (see BENCHMARKS.md, streaming).
 THRESHOLD := 0.8
@@ -53,8 +55,8 @@ default-model: setup
 	$(BIN)/kwspi synth data/heldout-families --speakers 120 --voices $(HELD_OUT) --seed 2
 	$(BIN)/kwspi train kwspi/models/default.arch.json --data data/bundle --out runs/bundle --epochs 30 --resume
 	$(BIN)/kwspi export runs/bundle/checkpoint.pt --out kwspi/models/default.onnx \
-	    --eval-data data/heldout-families --threshold $(THRESHOLD) \
-	    --dataset-name "synthetic espeak-ng speech commands: 1500 speakers of 6 voice families (held out: $(HELD_OUT))"
+	    --float-out runs/bundle/float.onnx --eval-data data/heldout-families --threshold $(THRESHOLD) \
+	    --dataset-name "synthetic espeak-ng speech commands: 1500 speakers of 6 espeak-ng voice families (en-gb, en-us, en-gb-x-gbclan, en-gb-x-rp, en-gb-x-gbcwmd, en-us-nyc); held out: en-029, en-gb-scotland"
 
 bench: setup
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/bench_features.py

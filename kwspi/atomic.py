@@ -37,3 +37,9 @@ def atomic_write(path, mode: str = "wb", **open_kwargs):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (newlines as given)."""
+    with atomic_write(path, "w", newline="") as f:
+        f.write(text)

@@ -67,7 +67,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kwspi")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="More log output: -v for debug.")
 def main(verbose):
     """Streaming keyword spotting for the Raspberry Pi.
 
@@ -80,18 +80,10 @@ def main(verbose):
       kwspi synth data/synth --speakers 40
     """
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose + 1, 2),
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-
-
-def _model_path(path) -> Path:
-    if path is not None:
-        return Path(path)
-    from kwspi.modelinfo import bundled_model_path
-
-    return bundled_model_path()
 
 
 @main.command(short_help="Show what a model file says about itself.")
@@ -108,9 +100,9 @@ def info(model, as_json):
       kwspi info
       kwspi info runs/dscnn-s/model.onnx --json
     """
-    from kwspi.modelinfo import read_info
+    from kwspi.modelinfo import read_info, resolve_model
 
-    path = _model_path(model)
+    path = resolve_model(model)
     meta = read_info(path)
     d = {"path": str(path), "file_bytes": path.stat().st_size, **meta.as_dict()}
     if as_json:
@@ -152,7 +144,9 @@ def evaluate(model, data, split, seed, as_json):
       kwspi eval --data data/synth --split testing
       kwspi eval --model runs/dscnn-s/model.onnx --data speech_commands_v0.01 --json
     """
-    path = _model_path(model)
+    from kwspi.modelinfo import resolve_model
+
+    path = resolve_model(model)
     if path.suffix == ".pt":
         try:
             from kwspi.train.train_cli import evaluate_checkpoint

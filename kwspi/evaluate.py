@@ -20,7 +20,7 @@ from kwspi.clips import load_clip
 from kwspi.errors import DatasetError, KwspiError
 from kwspi.features import FeatureConfig, clip_features
 from kwspi.metrics import classification_report
-from kwspi.modelinfo import open_session
+from kwspi.modelinfo import INPUT_NAME, open_session
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ def evaluate_onnx(model_path, data, split: str = "testing", seed: int = 0, progr
     session, info = open_session(model_path, threads=0)
     task = task_for(info.labels)
     X, y = split_features(data, split, info.features, task, seed, progress)
-    name = session.get_inputs()[0].name
-    logits = np.concatenate([session.run(None, {name: X[i:i + 256]})[0] for i in range(0, len(X), 256)])
+    logits = np.concatenate([session.run(None, {INPUT_NAME: X[i:i + 256]})[0] for i in range(0, len(X), 256)])
     report = classification_report(y, logits.argmax(1), info.labels)
     report.update(model=str(model_path), data=str(Path(data)), split=split)
     return report

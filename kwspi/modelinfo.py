@@ -18,6 +18,9 @@ from kwspi.features import FeatureConfig
 
 FORMAT_VERSION = 1
 PREFIX = "kwspi."
+#: The graph maps INPUT_NAME float32 [batch, 1, n_mfcc, n_frames] to OUTPUT_NAME [batch, n_classes].
+INPUT_NAME = "features"
+OUTPUT_NAME = "logits"
 REQUIRED_KEYS = ("format_version", "labels", "features", "features_hash")
 
 
@@ -45,11 +48,6 @@ class ModelInfo:
     thresholds: dict = field(default_factory=dict)
     created_by: str = f"kwspi {__version__}"
     format_version: int = FORMAT_VERSION
-
-    @property
-    def keywords(self) -> tuple[str, ...]:
-        """The labels that can fire: all but ``_silence_`` and ``_unknown_``."""
-        return tuple(label for label in self.labels if not (label.startswith("_") and label.endswith("_")))
 
     def threshold(self, label: str) -> float:
         return float(self.thresholds.get(label, self.thresholds.get("default", 0.5)))
@@ -88,17 +86,23 @@ class ModelInfo:
             features = FeatureConfig.from_json(raw["features"])
             if features.hash() != raw["features_hash"]:
                 raise ModelFormatError(path, "front-end hash does not match its description (file edited?)")
+            labels = json.loads(raw["labels"])
+            if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+                raise ModelFormatError(path, "kwspi.labels must be a JSON list of label strings")
+            arch, metrics, thresholds = (_json_object(raw, key, path) for key in ("arch", "metrics", "thresholds"))
+            if not all(isinstance(v, (int, float)) for v in thresholds.values()):
+                raise ModelFormatError(path, "kwspi.thresholds must map labels to numbers")
             return cls(
-                labels=tuple(json.loads(raw["labels"])),
+                labels=tuple(labels),
                 features=features,
-                arch=json.loads(raw.get("arch", "{}")),
+                arch=arch,
                 macs=int(raw.get("macs", 0)),
                 params=int(raw.get("params", 0)),
                 weight_bits=int(raw.get("weight_bits", 32)),
                 weight_bytes=int(raw.get("weight_bytes", 0)),
                 dataset=raw.get("dataset", ""),
-                metrics=json.loads(raw.get("metrics", "{}")),
-                thresholds=json.loads(raw.get("thresholds", "{}")),
+                metrics=metrics,
+                thresholds=thresholds,
                 created_by=raw.get("created_by", ""),
                 format_version=version,
             )
@@ -123,6 +127,13 @@ class ModelInfo:
             "created_by": self.created_by,
             "format_version": self.format_version,
         }
+
+
+def _json_object(raw: dict, key: str, path) -> dict:
+    value = json.loads(raw.get(key, "{}"))
+    if not isinstance(value, dict):
+        raise ModelFormatError(path, f"kwspi.{key} must be a JSON object")
+    return value
 
 
 def open_session(path, threads: int = 1):
@@ -155,3 +166,13 @@ def read_info(path) -> ModelInfo:
 def bundled_model_path() -> Path:
     """The default model shipped inside the package."""
     return Path(__file__).parent / "models" / "default.onnx"
+
+
+def resolve_model(path=None) -> Path:
+    """``path``, or the bundled model when it is ``None``; a one-line error if it is missing."""
+    if path is not None:
+        return Path(path)
+    bundled = bundled_model_path()
+    if not bundled.is_file():
+        raise ModelFormatError(bundled, "the bundled model is missing from this install; pass --model PATH")
+    return bundled

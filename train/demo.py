@@ -76,9 +76,9 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> stream.
 
 
 def _model(path: Path | None) -> Path:
-    from kwspi.modelinfo import bundled_model_path
+    from kwspi.modelinfo import resolve_model
 
-    model = Path(path) if path is not None else bundled_model_path()
+    model = resolve_model(path)
     if not model.is_file():
         what = "the bundled model" if path is None else "the model"
         raise DemoError(f"{what} {model} is missing; pass --model PATH")

@@ -23,13 +23,11 @@ import numpy as np
 import torch
 
 from kwspi.atomic import atomic_write
-from kwspi.modelinfo import ModelInfo
+from kwspi.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
-INPUT_NAME = "features"
-OUTPUT_NAME = "logits"
 
 
 def export_float(model: torch.nn.Module, input_shape: tuple[int, ...], path: Path) -> None:

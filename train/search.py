@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kwspi.atomic import write_text
 from kwspi.errors import KwspiError
 from kwspi.train.model import KwsNet
 from kwspi.train.quant import WeightQuant, set_weight_quant
@@ -268,8 +269,8 @@ def search(
             "format": SEARCH_FORMAT, "epoch": epoch + 1, "supernet": net.state_dict(),
             "weight_optimizer": wopt.state_dict(), "arch_optimizer": aopt.state_dict(), "history": history,
             "search_config": asdict(cfg), **meta})
-        _write_text(out / LOG_NAME, "".join(json.dumps(r) + "\n" for r in history))
-        _write_text(out / ARCH_NAME, net.derive().to_json() + "\n")
+        write_text(out / LOG_NAME, "".join(json.dumps(r) + "\n" for r in history))
+        write_text(out / ARCH_NAME, net.derive().to_json() + "\n")
         if on_epoch:
             on_epoch(epoch, record)
     save_checkpoint(out / INHERITED_NAME, inherited_checkpoint(net, cfg, meta))
@@ -293,10 +294,3 @@ def inherited_checkpoint(net: SuperNet, cfg: SearchConfig, meta: dict) -> dict:
 def load_search_checkpoint(path) -> dict:
     """A ``supernet.pt`` written by :func:`search`, or a one-line error."""
     return load_checkpoint(path, SEARCH_FORMAT, "search checkpoint")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write beside ``path`` and rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

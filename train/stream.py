@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from kwspi.atomic import atomic_write, temp_path
+from kwspi.atomic import temp_path, write_text
 from kwspi import gsc
 from kwspi.errors import KwspiError
 from kwspi.train import noise, synth
@@ -435,8 +435,7 @@ def write_truth(path, rows: Iterable[TruthRow]) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(TRUTH_HEADER)
     writer.writerows((r.label, f"{r.start_s:.3f}", f"{r.end_s:.3f}") for r in rows)
-    with atomic_write(path, "w", newline="") as f:
-        f.write(buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def read_truth(path) -> list[TruthRow]:

@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import soxr
 
-from kwspi.atomic import atomic_write
+from kwspi.atomic import write_text
 from kwspi import gsc
 from kwspi.errors import KwspiError
 from kwspi.wavio import read_wav_bytes_lenient, write_wav
@@ -595,8 +595,8 @@ def write_split_lists(out_dir) -> dict[str, int]:
     out = Path(out_dir)
     clips = sorted(f"{p.parent.name}/{p.name}" for p in out.glob("*/*_nohash_*.wav") if not p.parent.name.startswith("_"))
     splits = {s: [c for c in clips if gsc.which_set(c) == s] for s in gsc.SPLITS}
-    _write_text_atomic(out / gsc.VALIDATION_LIST, "".join(f"{c}\n" for c in splits["validation"]))
-    _write_text_atomic(out / gsc.TESTING_LIST, "".join(f"{c}\n" for c in splits["testing"]))
+    write_text(out / gsc.VALIDATION_LIST, "".join(f"{c}\n" for c in splits["validation"]))
+    write_text(out / gsc.TESTING_LIST, "".join(f"{c}\n" for c in splits["testing"]))
     return {s: len(c) for s, c in splits.items()}
 
 
@@ -617,7 +617,7 @@ def write_speakers_csv(out_dir, speakers: Iterable[Speaker]) -> Path:
     writer = csv.DictWriter(buf, fieldnames=SPEAKER_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows[k] for k in sorted(rows))
-    _write_text_atomic(path, buf.getvalue())
+    write_text(path, buf.getvalue())
     return path
 
 
@@ -630,11 +630,6 @@ def _prepare_out_dir(out_dir) -> Path:
     except OSError as e:
         raise SynthError(f"{out}: cannot create the folder ({e.strerror})") from None
     return out
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    with atomic_write(path, "w", newline="") as f:
-        f.write(text)
 
 
 def _run_espeak(args: list[str], stdin: bytes | None = None) -> bytes:

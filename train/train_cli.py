@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 from kwspi import gsc
+from kwspi.atomic import write_text
 from kwspi.errors import DatasetError, KwspiError
+from kwspi.evaluate import task_for
 from kwspi.features import FeatureConfig
 from kwspi.metrics import classification_report
 from kwspi.modelinfo import ModelInfo
@@ -125,7 +127,7 @@ def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weig
             raise KwspiError(f"{init_from}: holds another architecture or front end than {arch_spec}")
         load_weights(model, init, init_from)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "arch.json").write_text(arch.to_json() + "\n")
+    write_text(out / "arch.json", arch.to_json() + "\n")
     meta = {"arch": arch.to_dict(), "features": cfg.to_json(), "labels": list(task.labels),
             "data": str(data.resolve()), "augment": aug.to_json() if aug else None, "views": views}
     fit(model, lambda e: epoch_tensors(train_set, e), val_set and epoch_tensors(val_set), tcfg, checkpoint, meta,
@@ -143,7 +145,7 @@ def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weig
     from kwspi.train.train import save_checkpoint
 
     save_checkpoint(checkpoint, state)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     click.echo(f"{out}: " + ", ".join(f"{k} accuracy {v['accuracy']:.4f} (n={v['n']})" for k, v in metrics.items()))
 
 
@@ -183,7 +185,7 @@ def restore(checkpoint: Path, arch_spec: str | None = None):
 def evaluate_checkpoint(checkpoint: Path, data: Path, split: str, seed: int = 0) -> dict:
     """``kwspi eval`` for a training checkpoint (float forward pass of the QAT weights)."""
     model, cfg, labels, _ = restore(checkpoint)
-    fs = load_split(data, split, cfg, gsc.TaskSpec(keywords=labels[:-2]), None, None, seed)
+    fs = load_split(data, split, cfg, task_for(labels), None, None, seed)
     X, y = epoch_tensors(fs)
     report = classification_report(y.numpy(), predict(model, X), labels)
     report.update(model=str(checkpoint), data=str(data), split=split)
@@ -219,7 +221,7 @@ def export(checkpoint, out, data, eval_data, float_out, arch_spec, calibration_s
     """
     model, cfg, labels, state = restore(checkpoint, arch_spec)
     data = data or Path(state["data"])
-    task = gsc.TaskSpec(keywords=labels[:-2])
+    task = task_for(labels)
     aug = AugmentConfig.from_json(state["augment"]) if state.get("augment") else None
     seed = state["train_config"]["seed"]
     train_set = load_split(data, "training", cfg, task, aug, state.get("views") or None, seed, progress=True)
