@@ -29,17 +29,17 @@ from _machine import machine
 from kwspi.deploy import Detector
 from kwspi.deploy.model import LoadedModel
 from kwspi.features import StreamingMfcc, clip_features
-from kwspi.modelinfo import bundled_model_path
+from kwspi.modelinfo import ModelFormatError, resolve_model
 
 HOPS_MS = (20, 50, 100)
 
 
-def resolve_model(path=None) -> Path:
+def pick_model(path=None) -> Path:
     """The model to measure: ``path``, the bundled model, or a cached paper-sized export."""
-    if path:
-        return Path(path)
-    if bundled_model_path().exists():
-        return bundled_model_path()
+    try:
+        return resolve_model(path)
+    except ModelFormatError:  # no bundled model in this checkout
+        pass
     cached = Path(tempfile.gettempdir()) / "kwspi-bench" / "paper-20mfcc-beta8-untrained.onnx"
     if not cached.exists():
         export_paper_model(cached)
@@ -145,7 +145,7 @@ def main():
     parser.add_argument("--model")
     parser.add_argument("--seconds", type=float, default=60.0, help="audio per hop setting")
     args = parser.parse_args()
-    path = resolve_model(args.model)
+    path = pick_model(args.model)
     model = LoadedModel.load(path, threads=1)
     audio = test_audio(args.seconds)
     measure_engine(model, 100, audio[: 3 * 16000])  # warm caches and onnxruntime's first runs

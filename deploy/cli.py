@@ -7,17 +7,19 @@ spaces, such as device names, survive intact that way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
-from kwspi.errors import KwspiError
-from kwspi.modelinfo import bundled_model_path
+from kwspi.modelinfo import resolve_model
 
 from kwspi.deploy.decision import Detection
 from kwspi.deploy.engine import Detector
@@ -46,13 +48,21 @@ def parse_thresholds(values) -> dict[str, float] | None:
     return out or None
 
 
-def _model_path(model):
-    if model is not None:
-        return Path(model)
-    path = bundled_model_path()
-    if not path.exists():
-        raise KwspiError(f"no --model given and the bundled model {path} is missing; pass --model PATH")
-    return path
+@contextlib.contextmanager
+def _early_sighup(pending: threading.Event):
+    """Until the listener's own handlers are in place, a SIGHUP only sets ``pending``.
+
+    Without this, a reload sent while the model loads (``systemctl reload`` right after
+    ``start``) would kill the process with status 129, which systemd does not restart.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGHUP, lambda *_: pending.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def _source(input_path, device, realtime):
@@ -124,6 +134,14 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, a
       kwspi listen --input recording.wav --json
       kwspi listen --exec 'logger "heard $KWSPI_LABEL at $KWSPI_TIME s"'
     """
+    reload_pending = threading.Event()
+    with _early_sighup(reload_pending):
+        _listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, as_json, realtime, threads,
+                reload_pending)
+
+
+def _listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, as_json, realtime, threads,
+            reload_pending: threading.Event):
     if input_path is not None and device is not None:
         if click.get_current_context().get_parameter_source("device") is ParameterSource.ENVIRONMENT:
             device = None  # a service's KWSPI_DEVICE does not stop a test run on a file
@@ -132,7 +150,7 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, a
     if realtime and input_path is None:
         raise click.UsageError("--realtime applies only to --input")
     overrides = parse_thresholds(thresholds)
-    path = _model_path(model)
+    path = resolve_model(model)
     detector = Detector(LoadedModel.load(path, threads), thresholds=overrides, hop_ms=hop_ms, threads=threads)
     source = _source(input_path, device, realtime)
     hooks = _hooks(hook_specs, command)
@@ -147,6 +165,9 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, a
              ", ".join(f"{k}={v:g}" for k, v in detector.thresholds.items()))
     try:
         with signal_handlers(listener):
+            if reload_pending.is_set():  # a SIGHUP that came during start-up
+                log.info("reload requested during start-up")
+                listener.reload()
             listener.run()
     finally:
         hooks.close(HOOK_DRAIN_S)

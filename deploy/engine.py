@@ -88,7 +88,6 @@ class StreamScorer:
             self._hops = HopBuffer(hop)  # a partial hop held by an old buffer is dropped
         self._mfcc = StreamingMfcc(cfg)
         self._ring = FrameRing(cfg.n_mfcc, cfg.n_frames)
-        self._window = np.zeros((cfg.n_mfcc, cfg.n_frames), dtype=np.float32)
         self._scored = 0  # ring count at the last inference
         self._origin = self.samples_seen  # stream sample where the front end's frame 0 starts
 
@@ -135,15 +134,16 @@ class StreamScorer:
         if not self._ring.full or self._ring.count == self._scored:
             return None
         self._scored = self._ring.count
-        return Window(self._window_end(), self.infer(self._ring.window(self._window)))
+        self._ring.window(self.model.window_buffer)  # straight into the model's input: one copy per hop
+        return Window(self._window_end(), self.infer())
 
     def features(self, block: np.ndarray) -> np.ndarray:
         """Front end: the frames completed by ``block``, ``[n_mfcc, k]``."""
         return self._mfcc.push(block)
 
-    def infer(self, window: np.ndarray) -> np.ndarray:
-        """Model: posteriors of one window."""
-        return self.model.posteriors(window)
+    def infer(self) -> np.ndarray:
+        """Model: posteriors of the window just written into ``model.window_buffer``."""
+        return self.model.run()
 
     def _window_end(self) -> float:
         cfg = self.model.features

@@ -5,8 +5,9 @@ A hook is any callable ``f(detection)``. :func:`load_hook` finds one from
 with ``KWSPI_LABEL``, ``KWSPI_SCORE`` and ``KWSPI_TIME`` in its environment.
 
 Each hook gets its own :class:`HookRunner`: a worker thread fed by a bounded queue. A hook
-that raises is logged with its traceback and the next detection is delivered; a hook that
-hangs only fills its own queue, after which its detections are dropped, counted and logged.
+that raises (even with ``sys.exit()``) is logged with its traceback and the next detection is
+delivered; a hook that hangs only fills its own queue, after which its detections are
+dropped, counted and logged.
 Detection, audio and the other hooks carry on either way.
 """
 
@@ -163,7 +164,8 @@ class HookRunner:
         self._thread.join(max(0.0, timeout))
         if not self._thread.is_alive():
             return 0
-        left = sum(1 for item in list(self._queue.queue) if item is not None) + 1  # + the one running
+        with self._queue.mutex:  # the worker may be taking items at this moment
+            left = sum(1 for item in self._queue.queue if item is not None) + 1  # + the one running
         log.warning("hook %s still busy at exit: %d detection(s) not delivered", self.name, left)
         return left
 
@@ -175,7 +177,7 @@ class HookRunner:
             try:
                 self.hook(detection)
                 self.delivered += 1
-            except Exception:
+            except BaseException:  # sys.exit() in a hook too: it must not end this worker
                 self.failed += 1
                 log.error("hook %s failed on %s at %.2f s", self.name, detection.label, detection.time, exc_info=True)
             if self._closing.is_set() and self._queue.empty():

@@ -16,6 +16,7 @@ an ALSA ``plug`` device silently lost blocks in testing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -118,14 +119,22 @@ def _names(devices) -> str:
 def _settings(sd, device: InputDevice, rate: int | None) -> tuple[int, int]:
     """(rate, channels) the device accepts: 16 kHz mono if possible, else its own rate."""
     rates = [rate] if rate else list(dict.fromkeys([SAMPLE_RATE, int(device.default_rate)]))
+    last = None
     for channels in dict.fromkeys([1, min(2, device.channels)]):
         for r in rates:
             try:
                 sd.check_input_settings(device.index, channels=channels, dtype="int16", samplerate=r)
                 return r, channels
-            except (sd.PortAudioError, ValueError):
-                continue
-    raise DeviceError(f"input device [{device.index}] {device.name} accepts none of {rates} Hz with 1 or 2 channels")
+            except (sd.PortAudioError, ValueError) as e:
+                last = e  # a busy device fails every combination: its error says so
+    why = f" (last error: {_one_line(last)})" if last is not None else ""
+    raise DeviceError(
+        f"input device [{device.index}] {device.name} accepts none of {rates} Hz with 1 or 2 channels{why}")
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
 
 
 class MicSource:
@@ -161,12 +170,17 @@ class MicSource:
         resampler = Resampler(self.rate)
         q: queue.Queue = queue.Queue(self._queue_blocks)
         done = threading.Event()
+        stream = None
         try:
             stream = sd.InputStream(device=self.device.index, samplerate=self.rate, channels=self.channels,
                                     dtype="int16", blocksize=self.frames, latency="high")
+            stream.start()  # a busy or vanished device fails here, not only at open
         except sd.PortAudioError as e:
-            raise DeviceError(f"cannot open {self.description}: {e}") from None
-        with stream:
+            if stream is not None:
+                with contextlib.suppress(sd.PortAudioError):
+                    stream.close()
+            raise DeviceError(f"cannot open {self.description}: {_one_line(e)}") from None
+        try:
             reader = threading.Thread(target=self._read, args=(stream, q, done), name="kwspi-mic", daemon=True)
             reader.start()
             try:
@@ -174,6 +188,10 @@ class MicSource:
             finally:
                 done.set()
                 reader.join(timeout=1.0)
+        finally:
+            with contextlib.suppress(sd.PortAudioError):  # a device that went away cannot be stopped
+                stream.stop()
+                stream.close()
 
     def _drain(self, q: queue.Queue, stop, reader, resampler) -> Iterator[np.ndarray]:
         while not stop.is_set():
@@ -199,7 +217,8 @@ class MicSource:
                     if time.monotonic() - last_log >= OVERFLOW_LOG_INTERVAL_S:
                         last_log = time.monotonic()
                         log.warning("input overflow: audio was lost (%d overflows so far)", self.overflows)
-                _put(q, data.mean(axis=1, dtype=np.float32) / 32768.0, done)
+                mono = data[:, 0].astype(np.float32) if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+                _put(q, mono / 32768.0, done)
         except Exception as e:  # PortAudioError when the device goes away; handed to the consumer
             _put(q, e, done)
 

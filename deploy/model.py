@@ -15,10 +15,9 @@ import numpy as np
 
 from kwspi.features import FeatureConfig
 from kwspi.metrics import softmax
-from kwspi.modelinfo import ModelFormatError, ModelInfo, open_session
+from kwspi.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelFormatError, ModelInfo, open_session
 
-INPUT_NAME = "features"
-OUTPUT_NAME = "logits"
+from kwspi.deploy.sources import SAMPLE_RATE
 
 
 class LoadedModel:
@@ -31,6 +30,8 @@ class LoadedModel:
     def __init__(self, path: Path, session, info: ModelInfo):
         self.path, self.session, self.info = Path(path), session, info
         cfg = info.features
+        if cfg.sample_rate != SAMPLE_RATE:  # the sources deliver 16 kHz only
+            raise ModelFormatError(path, f"front end at {cfg.sample_rate} Hz; the runtime listens at {SAMPLE_RATE} Hz")
         given, taken = _pick(session.get_inputs(), INPUT_NAME), _pick(session.get_outputs(), OUTPUT_NAME)
         _check_shape(path, "input", given.shape, [None, 1, cfg.n_mfcc, cfg.n_frames])
         _check_shape(path, "output", taken.shape, [None, len(info.labels)])
@@ -47,11 +48,21 @@ class LoadedModel:
     def features(self) -> FeatureConfig:
         return self.info.features
 
+    @property
+    def window_buffer(self) -> np.ndarray:
+        """The model's input window ``[n_mfcc, n_frames]`` (float32), a view into the feed:
+        write a window here and call :meth:`run`, with no copy in between."""
+        return self._feed[0, 0]
+
+    def run(self) -> np.ndarray:
+        """Label posteriors (float64, ``[n_labels]``) of the window in :attr:`window_buffer`."""
+        logits = self.session.run([self.output_name], {self.input_name: self._feed})[0]
+        return softmax(np.asarray(logits[0], dtype=np.float64))
+
     def posteriors(self, window: np.ndarray) -> np.ndarray:
         """Label posteriors (float64, ``[n_labels]``) of one window ``[n_mfcc, n_frames]``."""
         self._feed[0, 0] = window
-        logits = self.session.run([self.output_name], {self.input_name: self._feed})[0]
-        return softmax(np.asarray(logits[0], dtype=np.float64))
+        return self.run()
 
 
 def _pick(args, name):

@@ -110,6 +110,11 @@ class Listener:
             self.failed_reloads += 1
             log.error("reload failed, keeping the running model %s: %s", old, e)
             return
+        except Exception as e:  # a file malformed in a way nobody foresaw must not end the service
+            self.failed_reloads += 1
+            log.error("reload failed, keeping the running model %s: %s: %s", old, type(e).__name__, e,
+                      exc_info=True)
+            return
         self.reloads += 1
         model = self.detector.model
         log.info("reloaded model %s (labels %s, thresholds %s)", model.path, ", ".join(model.info.labels),

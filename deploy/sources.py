@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import wave
 from pathlib import Path
 from typing import Iterator, Protocol
 
 import numpy as np
 
-from kwspi.wavio import read_wav
+from kwspi.errors import WavError
+from kwspi.wavio import _decode, _explain  # the decoding and error wording of read_wav, block by block
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,9 @@ class Resampler:
 class WavSource:
     """A PCM WAV file as a stream: any rate (resampled), any channel count (averaged).
 
-    The file is read and checked when the source is made, so a bad file is reported
-    before listening starts.
+    The header is read and checked when the source is made, so a bad file is reported
+    before listening starts; the audio is then read one block at a time, so memory does
+    not grow with the file.
 
     Parameters
     ----------
@@ -84,28 +87,62 @@ class WavSource:
 
     def __init__(self, path, realtime: bool = False, block_s: float = 0.1):
         self.path = Path(path)
-        self.samples, self.rate = read_wav(self.path)
+        self.frames, self.rate, self.channels, self.width = _check_wav(self.path)
         self.realtime = realtime
         self.block = max(1, int(round(block_s * self.rate)))
         resampled = "" if self.rate == SAMPLE_RATE else f", resampled from {self.rate} Hz"
         pace = "in real time" if realtime else "as fast as possible"
-        self.description = f"WAV file {self.path} ({len(self.samples) / self.rate:.2f} s{resampled}, {pace})"
-
-    @property
-    def duration(self) -> float:
-        """Length of the file in seconds."""
-        return len(self.samples) / self.rate
+        self.description = f"WAV file {self.path} ({self.frames / self.rate:.2f} s{resampled}, {pace})"
 
     def blocks(self, stop: threading.Event) -> Iterator[np.ndarray]:
         resampler = Resampler(self.rate)
         start = time.monotonic()
-        n = len(self.samples)
-        for pos in range(0, n, self.block):
-            if stop.is_set():
-                return
-            end = min(pos + self.block, n)
-            if self.realtime and stop.wait(max(0.0, start + end / self.rate - time.monotonic())):
-                return
-            out = resampler.process(self.samples[pos:end], last=end == n)
-            if len(out):
-                yield out
+        n, frame_bytes = self.frames, self.channels * self.width
+        with wave.open(str(self.path), "rb") as w:
+            for pos in range(0, n, self.block):
+                if stop.is_set():
+                    return
+                end = min(pos + self.block, n)
+                if self.realtime and stop.wait(max(0.0, start + end / self.rate - time.monotonic())):
+                    return
+                data = w.readframes(end - pos)
+                short = len(data) < (end - pos) * frame_bytes  # the file shrank since it was checked
+                data = data[: len(data) - len(data) % frame_bytes]
+                out = resampler.process(_decode(data, self.channels, self.width), last=short or end == n)
+                if len(out):
+                    yield out
+                if short:
+                    log.warning("%s ended early: it changed while being read", self.path)
+                    return
+
+
+def _check_wav(path: Path) -> tuple[int, int, int, int]:
+    """(frames, rate, channels, sample width) of a PCM WAV file, with :func:`kwspi.wavio.read_wav`'s
+    one-line errors, reading the header and the last frame only."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            channels, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
+            frame_bytes = channels * width
+            present = n
+            if n:
+                w.setpos(n - 1)
+                if len(w.readframes(1)) < frame_bytes:  # truncated: count what is there (error path only)
+                    w.rewind()
+                    present = 0
+                    while chunk := w.readframes(65536):
+                        present += len(chunk) // frame_bytes
+    except FileNotFoundError:
+        raise WavError(path, "no such file") from None
+    except IsADirectoryError:
+        raise WavError(path, "is a directory, not a WAV file") from None
+    except PermissionError:
+        raise WavError(path, "permission denied") from None
+    except (wave.Error, EOFError) as e:
+        raise WavError(path, _explain(path, e)) from None
+    if n == 0 or present == 0:
+        raise WavError(path, "contains no audio (0 samples)")
+    if present < n:
+        raise WavError(path, f"truncated: the header promises {n} frames but only {present} are there")
+    if width not in (1, 2, 3, 4):
+        raise WavError(path, f"has {8 * width}-bit samples; kwspi reads 8-, 16-, 24- and 32-bit PCM")
+    return n, rate, channels, width

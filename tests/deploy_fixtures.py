@@ -215,36 +215,48 @@ class FakeSounddevice:
     class PortAudioError(Exception):
         pass
 
-    def __init__(self, devices, default=-1, rates=None, script=()):
+    def __init__(self, devices, default=-1, rates=None, script=(), busy=False, start_error=None):
         import types
 
         self.__name__ = "sounddevice"
         self._devices, self._rates, self.script = devices, rates, list(script)
+        self.busy, self.start_error = busy, start_error
         self.default = types.SimpleNamespace(device=[default, -1])
         self.opened = []
+        self.streams = []
 
     def query_devices(self):
         return [dict(index=i, name=n, max_input_channels=c, default_samplerate=48000.0)
                 for i, (n, c) in enumerate(self._devices)]
 
     def check_input_settings(self, device=None, channels=None, dtype=None, samplerate=None):
+        if self.busy:
+            raise self.PortAudioError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
         if self._rates is not None and samplerate not in self._rates:
             raise self.PortAudioError(f"Invalid sample rate [PaErrorCode -9997]: {samplerate}")
 
     def InputStream(self, **settings):
         self.opened.append(settings)
-        return _FakeStream(self.script)
+        stream = _FakeStream(self.script, self.start_error and self.PortAudioError(self.start_error))
+        self.streams.append(stream)
+        return stream
 
 
 class _FakeStream:
-    def __init__(self, script):
-        self.script = script
+    def __init__(self, script, start_error=None):
+        self.script, self.start_error = script, start_error
+        self.started = self.closed = False
 
-    def __enter__(self):
-        return self
+    def start(self):
+        if self.start_error is not None:
+            raise self.start_error
+        self.started = True
 
-    def __exit__(self, *exc):
-        return False
+    def stop(self):
+        self.started = False
+
+    def close(self):
+        self.closed = True
 
     def read(self, frames):
         import time

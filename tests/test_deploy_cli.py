@@ -90,7 +90,11 @@ def test_bad_model_files_are_one_line_errors(tmp_path, wav):
     future = save_model(centroid_graph(FeatureConfig()), tmp_path / "future.onnx",
                         {**meta, "kwspi.features": meta["kwspi.features"].replace('"frontend_version":1',
                                                                                   '"frontend_version":99')})
+    cfg8k = FeatureConfig(sample_rate=8000, high_hz=4000.0)
+    narrow = save_model(centroid_graph(cfg8k), tmp_path / "8k.onnx",
+                        ModelInfo(labels=("_silence_", "_unknown_", "low", "high"), features=cfg8k).to_metadata())
     cases = [
+        (narrow, "front end at 8000 Hz; the runtime listens at 16000 Hz"),
         (tmp_path / "missing.onnx", "no such file"),
         (tmp_path, "is a directory"),
         (tmp_path / "junk.onnx", "is not a valid ONNX model"),
@@ -102,10 +106,11 @@ def test_bad_model_files_are_one_line_errors(tmp_path, wav):
 
 
 def test_missing_bundled_model_is_a_one_line_error(monkeypatch, tmp_path, wav):
-    import kwspi.deploy.cli as deploy_cli
+    import kwspi.modelinfo
 
-    monkeypatch.setattr(deploy_cli, "bundled_model_path", lambda: tmp_path / "default.onnx")
-    assert_one_line_error(invoke("--input", wav), "bundled model", "pass --model")
+    monkeypatch.setattr(kwspi.modelinfo, "bundled_model_path", lambda: tmp_path / "default.onnx")
+    assert_one_line_error(invoke("--input", wav), str(tmp_path / "default.onnx"),
+                          "the bundled model is missing from this install; pass --model PATH")
 
 
 @pytest.mark.parametrize("content,reason", [(b"", "is empty"), (b"RIFF\x24\x00\x00\x00WAVEfmt ", "truncated")])
@@ -149,6 +154,11 @@ def test_microphone_errors_are_one_line(monkeypatch, model):
     assert_one_line_error(invoke("--model", model, "--device", "blue"), "no input device matches 'blue'",
                           "[0] USB mic; [1] USB cam")
     assert_one_line_error(invoke("--model", model, "--device", "usb"), "several input devices match 'usb'")
+    monkeypatch.setitem(sys.modules, "sounddevice", FakeSounddevice([("USB mic", 1)], default=0, busy=True))
+    assert_one_line_error(invoke("--model", model), "accepts none of", "(last error: ", "Device unavailable")
+    monkeypatch.setitem(sys.modules, "sounddevice",
+                        FakeSounddevice([("USB mic", 1)], default=0, start_error="Device unavailable [-9985]"))
+    assert_one_line_error(invoke("--model", model), "cannot open input device [0] USB mic", "Device unavailable")
 
 
 def test_missing_portaudio_names_the_package(monkeypatch, model):

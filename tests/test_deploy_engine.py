@@ -69,14 +69,16 @@ def test_window_is_the_batch_front_end_of_the_last_second(model):
     x = (make_stream([("high", 0.8)], 2.05) * 32768).astype(np.int16)
     m = LoadedModel.load(model)
     seen = []
-    m_posteriors = m.posteriors
-    m.posteriors = lambda w: (seen.append(w.copy()), m_posteriors(w))[1]
+    m_run = m.run
+    m.run = lambda: (seen.append(m.window_buffer.copy()), m_run())[1]
     windows = StreamScorer(m, 100).push(x)
     assert [round(w.time, 6) for w in windows] == [round(1.0 + 0.1 * i, 6) for i in range(11)]
     batch = mfcc(x).astype(np.float32)
     for w, features in zip(windows, seen):
         last = int(round(w.time * 16000)) // 320 - 2  # frame t spans samples [320 t, 320 t + 640)
         np.testing.assert_allclose(features, batch[:, last - 48:last + 1], rtol=1e-5, atol=1e-4)
+        # the window written in place scores exactly as the copying path does
+        np.testing.assert_array_equal(w.posteriors, LoadedModel.load(model).posteriors(features))
 
 
 def test_hop_lies_between_one_frame_and_one_window(model):
@@ -127,12 +129,39 @@ def test_replace_model_keeps_the_stream_running(tmp_path, model, stream):
         ("low", 1.9), ("high", 4.4), ("LOW", 9.4), ("HIGH", 11.9)]  # same clock, no warm-up gap
 
 
+def test_replace_model_with_the_same_front_end_scores_on_the_very_next_hop(tmp_path, model, stream):
+    det = Detector(model)
+    det.process(stream[: 8 * 16000])
+    renamed = LoadedModel.load(centroid_model(tmp_path / "renamed.onnx",
+                                              labels=("_silence_", "_unknown_", "LOW", "HIGH")))
+    det.replace_model(renamed)
+    seen = []
+    run = renamed.run
+    renamed.run = lambda: (seen.append(renamed.window_buffer.copy()), run())[1]
+    windows = det.scorer.push(stream[8 * 16000: 8 * 16000 + 1600])  # exactly one hop
+    assert [round(w.time, 6) for w in windows] == [8.1]  # no warm-up gap
+    # and the new model saw the full carried-over window, the same one the old model would have
+    reference = StreamScorer(LoadedModel.load(model), 100)
+    expected = reference.push(stream[: 8 * 16000 + 1600])[-1]
+    np.testing.assert_array_equal(seen[0], reference.model.window_buffer)
+    np.testing.assert_array_equal(windows[0].posteriors, renamed.posteriors(reference.model.window_buffer))
+    assert expected.time == windows[0].time
+
+
 def test_replace_model_with_another_front_end_warms_up_again(tmp_path, model, stream):
     cfg20 = FeatureConfig(n_mfcc=20)
     det = Detector(model)
     detections(det, stream[: 9 * 16000], 16000)
     det.replace_model(centroid_model(tmp_path / "m20.onnx", cfg=cfg20))
     assert det.model.features == cfg20
+    hop = 1600
+    for i in range(9):  # 0.1 .. 0.9 s after the swap: the new front end's window is not full yet
+        pos = 9 * 16000 + i * hop
+        assert det.scorer.push(stream[pos:pos + hop]) == [], f"window {i + 1} hop(s) after the swap"
+    assert [round(w.time, 6) for w in det.scorer.push(stream[9 * 16000 + 9 * hop: 10 * 16000])] == [10.0]
+    det = Detector(model)
+    detections(det, stream[: 9 * 16000], 16000)
+    det.replace_model(centroid_model(tmp_path / "m20b.onnx", cfg=cfg20))
     windows = det.scorer.push(stream[9 * 16000: 11 * 16000])
     assert round(windows[0].time, 6) == 10.0  # a full window of the new front end first
     assert round(det.time, 6) == 11.0

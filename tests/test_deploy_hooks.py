@@ -65,6 +65,28 @@ def test_raising_hook_is_logged_with_traceback_and_the_next_detection_delivered(
     assert record.exc_info and "hook bug" in str(record.exc_info[1])
 
 
+def test_hook_calling_sys_exit_keeps_its_worker_and_gets_the_next_detection(caplog):
+    import sys
+
+    seen = []
+
+    def quits(d):
+        if not seen:
+            seen.append("exit")
+            sys.exit(3)
+        seen.append(d.label)
+
+    runner = HookRunner(quits, "quits")
+    with caplog.at_level(logging.ERROR, logger="kwspi.deploy.hooks"):
+        for label in ("low", "high", "low"):
+            assert runner.submit(det(label))
+        assert runner.close(timeout=5.0) == 0
+    assert seen == ["exit", "high", "low"]
+    assert (runner.delivered, runner.failed, runner.dropped) == (2, 1, 0)
+    record = next(r for r in caplog.records if "hook quits failed" in r.getMessage())
+    assert record.exc_info and isinstance(record.exc_info[1], SystemExit)
+
+
 def test_hanging_hook_drops_without_blocking_and_other_hooks_still_run(caplog):
     release = threading.Event()
     fast = []

@@ -52,14 +52,39 @@ def test_reload_swaps_a_good_model_and_keeps_the_old_one_when_the_new_is_bad(tmp
 
     # Before block 10 (5.0 s): a renamed model; before block 16 (8.0 s): a broken file.
     source = ScriptedSource(make_stream(EVENTS, 11.0), {10: swap_in(renamed), 16: swap_in(None)})
-    listener = Listener(source, Detector(path), lambda: LoadedModel.load(path), found.append)
+    detector = Detector(path)
+    windows_per_block = []
+    push = detector.scorer.push
+    detector.scorer.push = lambda x: (lambda w: (windows_per_block.append(len(w)), w)[1])(push(x))
+    listener = Listener(source, detector, lambda: LoadedModel.load(path), found.append)
     with caplog.at_level(logging.INFO, logger="kwspi.deploy.service"):
         stats = listener.run()
+    # Same front end: the block right after the reload is scored at every hop, no warm-up gap.
+    assert windows_per_block == [0, 1] + [5] * 20  # incl. block 10, the first after the reload
     assert [(d.label, round(d.time, 3)) for d in found] == [("low", 1.9), ("high", 4.4), ("LOW", 6.9), ("HIGH", 9.4)]
     assert (stats.reloads, stats.failed_reloads, stats.detections) == (1, 1, 4)
     assert stats.audio_s == pytest.approx(11.0)
     assert "reloaded model" in caplog.text
     assert "reload failed, keeping the running model" in caplog.text and "not a valid ONNX model" in caplog.text
+
+
+def test_reload_that_fails_unexpectedly_keeps_the_old_model(tmp_path_factory, caplog):
+    # A loader tripping over metadata nobody foresaw (not a KwspiError) must not end the service.
+    model = shared_centroid_model(tmp_path_factory)
+    listener, found = None, []
+
+    def broken_loader():
+        raise AttributeError("'list' object has no attribute 'items'")
+
+    source = ScriptedSource(make_stream(EVENTS, 11.0), {5: lambda: listener.reload()})
+    listener = Listener(source, Detector(model), broken_loader, found.append)
+    with caplog.at_level(logging.ERROR, logger="kwspi.deploy.service"):
+        stats = listener.run()
+    assert [(d.label, round(d.time, 3)) for d in found] == [("low", 1.9), ("high", 4.4), ("low", 6.9), ("high", 9.4)]
+    assert (stats.reloads, stats.failed_reloads) == (0, 1)
+    assert listener.detector.model.path == model
+    record = next(r for r in caplog.records if "reload failed, keeping the running model" in r.getMessage())
+    assert "AttributeError" in record.getMessage() and record.exc_info
 
 
 def test_stop_from_another_thread_ends_the_loop(tmp_path_factory):
@@ -131,6 +156,38 @@ def test_sighup_reloads_and_a_bad_model_keeps_the_old_one(tmp_path, tmp_path_fac
         assert run.proc.poll() is None  # still listening
         run.proc.send_signal(signal.SIGTERM)
         assert run.finish() == 0, run.err
+    finally:
+        run.kill()
+
+
+def _catches_sighup(pid: int) -> bool:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+    return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc to see installed handlers")
+def test_sighup_during_start_up_is_a_reload_not_a_death(tmp_path_factory, long_wav):
+    # `systemctl reload` right after `start`: the SIGHUP lands while the model is loading.
+    run = Running(["listen", "--model", str(shared_centroid_model(tmp_path_factory)), "--input", str(long_wav),
+                   "--realtime"])
+    try:
+        deadline = time.monotonic() + 20
+        while not _catches_sighup(run.proc.pid):  # the first thing `listen` does
+            assert run.proc.poll() is None and time.monotonic() < deadline, run.err
+            time.sleep(0.005)
+        run.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.1)
+        assert run.proc.poll() is None, run.err
+        assert run.wait_for("listening to"), run.err
+        assert run.wait_for("reload requested during start-up", timeout=5), run.err
+        assert run.wait_for("reloaded model", timeout=5), run.err
+        time.sleep(0.2)
+        assert run.proc.poll() is None  # still listening
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.finish() == 0, run.err
+        assert not any("Traceback" in line for line in run.err), run.err
     finally:
         run.kill()
 

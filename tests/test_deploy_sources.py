@@ -131,3 +131,96 @@ def test_mic_overflows_are_counted_and_a_failing_device_is_one_line(monkeypatch,
     assert len(got) == 4 and np.allclose(got[0], 1000 / 32768)  # every block before the failure arrives
     assert mic.overflows == 2
     assert [r.getMessage() for r in caplog.records] == ["input overflow: audio was lost (1 overflows so far)"]
+
+
+def test_busy_device_says_why_no_setting_was_accepted(monkeypatch):
+    fake_mic(monkeypatch, busy=True)
+    with pytest.raises(DeviceError) as info:
+        MicSource()
+    message = str(info.value)
+    assert "accepts none of [16000, 48000] Hz with 1 or 2 channels" in message
+    assert message.endswith("(last error: Error opening InputStream: Device unavailable [PaErrorCode -9985])")
+    assert "\n" not in message
+
+
+def test_stream_that_fails_to_start_is_a_one_line_error_and_is_closed(monkeypatch):
+    fake = fake_mic(monkeypatch, start_error="Error starting stream: Device unavailable [PaErrorCode -9985]")
+    mic = MicSource()
+    with pytest.raises(DeviceError, match=r"^cannot open input device \[0\] USB PnP Sound Device .*"
+                                          r"Error starting stream: Device unavailable") as info:
+        next(mic.blocks(threading.Event()))
+    assert "\n" not in str(info.value)
+    assert fake.streams[0].closed
+
+
+def test_mono_blocks_are_the_channel_itself_and_the_stream_is_closed_at_the_end(monkeypatch):
+    block = (np.arange(-400, 400) * 41).astype(np.int16)[:, None]
+    fake = fake_mic(monkeypatch, script=[(block, False)])
+    mic = MicSource()
+    stop = threading.Event()
+    for out in mic.blocks(stop):
+        np.testing.assert_array_equal(out, block[:, 0].astype(np.float32) / 32768.0)
+        assert out.dtype == np.float32
+        break
+    assert fake.streams[0].closed and not fake.streams[0].started
+
+
+def _reference_blocks(path, block_s=0.1):
+    """The former WavSource: the whole file through read_wav, then the same blocks."""
+    from kwspi.wavio import read_wav
+
+    x, rate = read_wav(path)
+    resampler, block = Resampler(rate), max(1, int(round(block_s * rate)))
+    outs = [resampler.process(x[pos:pos + block], last=pos + block >= len(x)) for pos in range(0, len(x), block)]
+    return [o for o in outs if len(o)]
+
+
+@pytest.mark.parametrize("rate,channels", [(16000, 1), (44100, 2), (8000, 3)])
+def test_wav_read_in_blocks_is_bit_identical_to_reading_it_whole(tmp_path, rate, channels):
+    path = write_wav(tmp_path / "x.wav", make_stream([("high", 0.5), ("low", 2.0)], 3.37, rate=rate), rate, channels)
+    got = list(WavSource(path).blocks(threading.Event()))
+    want = _reference_blocks(path)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_wav_source_does_not_hold_the_file_in_memory(tmp_path):
+    import tracemalloc
+
+    path = write_wav(tmp_path / "long.wav", make_stream([], 60.0))  # 1.9 MB of PCM, 3.8 MB as float32
+    tracemalloc.start()
+    try:
+        source = WavSource(path)
+        peak_init = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        total = sum(len(b) for b in source.blocks(threading.Event()))
+        peak_read = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == 60 * 16000
+    assert peak_init < 200_000 and peak_read < 200_000, (peak_init, peak_read)
+
+
+def test_wav_errors_are_worded_as_read_wav_words_them(tmp_path):
+    import wave
+
+    from kwspi.wavio import read_wav
+
+    good = write_wav(tmp_path / "good.wav", make_stream([], 1.0)).read_bytes()
+    (tmp_path / "short.wav").write_bytes(good[: len(good) // 2])  # header promises 16000 frames
+    (tmp_path / "nothing.wav").write_bytes(good[:44])  # header promises frames, none there
+    with wave.open(str(tmp_path / "zero.wav"), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+    (tmp_path / "float.wav").write_bytes(good[:20] + b"\x03\x00" + good[22:])  # WAVE_FORMAT_IEEE_FLOAT
+    (tmp_path / "text.wav").write_text("hello, not a wav file")
+    cases = {"short.wav": "truncated: the header promises 16000 frames but only 7989 are there",
+             "nothing.wav": "contains no audio", "zero.wav": "contains no audio", "float.wav": "is not PCM audio",
+             "text.wav": "is not a WAV file", "missing.wav": "no such file"}
+    for name, reason in cases.items():
+        with pytest.raises(WavError) as ours:
+            WavSource(tmp_path / name)
+        with pytest.raises(WavError) as theirs:
+            read_wav(tmp_path / name)
+        assert str(ours.value) == str(theirs.value) and reason in str(ours.value), name
+        assert "\n" not in str(ours.value)
