@@ -141,3 +141,26 @@ def test_cli_search_writes_an_architecture_that_train_can_continue(tmp_path):
     assert again.exit_code != 0 and isinstance(again.exception, KwspiError) and "--resume" in str(again.exception)
     changed = CliRunner().invoke(search_command, args + ["--beta", "8", "--resume"])
     assert isinstance(changed.exception, KwspiError) and "beta" in str(changed.exception)
+
+
+def test_train_init_from_starts_at_the_inherited_weights(tmp_path):
+    data = make_gsc(tmp_path / "gsc", words=("yes", "no", "bed"), n_speakers=12)
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--out", str(out), "--width-mult", "0.125", "--warmup-epochs", "1",
+            "--epochs", "1", "--batch-size", "10", "--views", "1", "--keywords", "yes,no"]
+    assert CliRunner().invoke(search_command, args).exit_code == 0
+    inherited = restore(out / "inherited.pt")[0]
+    from kwspi.cli import main
+
+    common = ["--data", str(data), "--keywords", "yes,no", "--views", "1", "--epochs", "1", "--batch-size", "10",
+              "--quant-scheme", "paper", "--init-from", str(out / "inherited.pt")]
+    # A learning rate of ~0 leaves the weights where they started: the inherited ones.
+    result = CliRunner().invoke(main, ["train", str(out / "arch.json"), "--out", str(tmp_path / "t"),
+                                       "--lr", "1e-12", *common])
+    assert result.exit_code == 0, result.output
+    retrained = restore(tmp_path / "t" / "checkpoint.pt")[0]
+    for (name, a), b in zip(inherited.state_dict().items(), retrained.state_dict().values()):
+        if "running" not in name and "num_batches" not in name:  # BN statistics move even at lr 0
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+    wrong = CliRunner().invoke(main, ["train", "dscnn-s", "--out", str(tmp_path / "w"), *common])
+    assert wrong.exit_code == 2 and "another architecture" in wrong.output
