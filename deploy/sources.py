@@ -12,14 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import wave
 from pathlib import Path
 from typing import Iterator, Protocol
 
 import numpy as np
 
-from kwspi.errors import WavError
-from kwspi.wavio import _decode, _explain  # the decoding and error wording of read_wav, block by block
+from kwspi.wavio import WavReader
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +85,8 @@ class WavSource:
 
     def __init__(self, path, realtime: bool = False, block_s: float = 0.1):
         self.path = Path(path)
-        self.frames, self.rate, self.channels, self.width = _check_wav(self.path)
+        with WavReader(self.path) as r:  # checks the file now, before listening starts
+            self.frames, self.rate = r.frames, r.rate
         self.realtime = realtime
         self.block = max(1, int(round(block_s * self.rate)))
         resampled = "" if self.rate == SAMPLE_RATE else f", resampled from {self.rate} Hz"
@@ -96,53 +95,19 @@ class WavSource:
 
     def blocks(self, stop: threading.Event) -> Iterator[np.ndarray]:
         resampler = Resampler(self.rate)
-        start = time.monotonic()
-        n, frame_bytes = self.frames, self.channels * self.width
-        with wave.open(str(self.path), "rb") as w:
-            for pos in range(0, n, self.block):
+        start, done = time.monotonic(), 0
+        with WavReader(self.path) as r:
+            for x in r.blocks(self.block):
                 if stop.is_set():
                     return
-                end = min(pos + self.block, n)
-                if self.realtime and stop.wait(max(0.0, start + end / self.rate - time.monotonic())):
+                done += len(x)
+                if self.realtime and stop.wait(max(0.0, start + done / self.rate - time.monotonic())):
                     return
-                data = w.readframes(end - pos)
-                short = len(data) < (end - pos) * frame_bytes  # the file shrank since it was checked
-                data = data[: len(data) - len(data) % frame_bytes]
-                out = resampler.process(_decode(data, self.channels, self.width), last=short or end == n)
+                out = resampler.process(x, last=done >= self.frames)
                 if len(out):
                     yield out
-                if short:
-                    log.warning("%s ended early: it changed while being read", self.path)
-                    return
-
-
-def _check_wav(path: Path) -> tuple[int, int, int, int]:
-    """(frames, rate, channels, sample width) of a PCM WAV file, with :func:`kwspi.wavio.read_wav`'s
-    one-line errors, reading the header and the last frame only."""
-    try:
-        with wave.open(str(path), "rb") as w:
-            channels, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
-            frame_bytes = channels * width
-            present = n
-            if n:
-                w.setpos(n - 1)
-                if len(w.readframes(1)) < frame_bytes:  # truncated: count what is there (error path only)
-                    w.rewind()
-                    present = 0
-                    while chunk := w.readframes(65536):
-                        present += len(chunk) // frame_bytes
-    except FileNotFoundError:
-        raise WavError(path, "no such file") from None
-    except IsADirectoryError:
-        raise WavError(path, "is a directory, not a WAV file") from None
-    except PermissionError:
-        raise WavError(path, "permission denied") from None
-    except (wave.Error, EOFError) as e:
-        raise WavError(path, _explain(path, e)) from None
-    if n == 0 or present == 0:
-        raise WavError(path, "contains no audio (0 samples)")
-    if present < n:
-        raise WavError(path, f"truncated: the header promises {n} frames but only {present} are there")
-    if width not in (1, 2, 3, 4):
-        raise WavError(path, f"has {8 * width}-bit samples; kwspi reads 8-, 16-, 24- and 32-bit PCM")
-    return n, rate, channels, width
+        if done < self.frames:  # the file shrank since it was checked
+            log.warning("%s ended early: it changed while being read", self.path)
+            tail = resampler.process(np.zeros(0, np.float32), last=True)
+            if len(tail):
+                yield tail

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -19,30 +20,89 @@ from kwspi.errors import WavError
 _WAVE_FORMAT_PCM = 1
 
 
+class WavReader:
+    """An open PCM WAV file, checked, read whole or block by block as float32 mono.
+
+    Opening reads the header and the last frame only, so a missing, empty, truncated or
+    non-PCM file is reported (as :class:`~kwspi.errors.WavError`, naming the file) before
+    any audio is read, and memory does not grow with the file when it is read in blocks.
+
+    Attributes
+    ----------
+    frames, rate, channels, width:
+        Frames in the file, sampling rate in Hz, channels, bytes per sample.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        try:
+            self._w = wave.open(str(self.path), "rb")
+        except FileNotFoundError:
+            raise WavError(self.path, "no such file") from None
+        except IsADirectoryError:
+            raise WavError(self.path, "is a directory, not a WAV file") from None
+        except PermissionError:
+            raise WavError(self.path, "permission denied") from None
+        except (wave.Error, EOFError) as e:
+            raise WavError(self.path, _explain(self.path, e)) from None
+        try:
+            self._check()
+        except BaseException:
+            self._w.close()
+            raise
+
+    def _check(self) -> None:
+        w = self._w
+        self.channels, self.width, self.rate, self.frames = (
+            w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes())
+        present = self.frames
+        if self.frames:
+            w.setpos(self.frames - 1)
+            if len(w.readframes(1)) < self.channels * self.width:  # truncated: count what is there
+                w.rewind()
+                present = 0
+                while chunk := w.readframes(65536):
+                    present += len(chunk) // (self.channels * self.width)
+            w.rewind()
+        if self.frames == 0 or present == 0:
+            raise WavError(self.path, "contains no audio (0 samples)")
+        if present < self.frames:
+            raise WavError(self.path, f"truncated: the header promises {self.frames} frames but only {present} are there")
+        if self.width not in (1, 2, 3, 4):
+            raise WavError(self.path, f"has {8 * self.width}-bit samples; kwspi reads 8-, 16-, 24- and 32-bit PCM")
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        """Float32 mono blocks of ``frames`` frames (the last may be shorter), from the start.
+
+        Stops early, with whatever was there, if the file shrank after it was opened.
+        """
+        self._w.rewind()
+        frame_bytes = self.channels * self.width
+        while data := self._w.readframes(frames):
+            usable = len(data) - len(data) % frame_bytes
+            if usable:
+                yield _decode(data[:usable], self.channels, self.width)
+            if usable < frames * frame_bytes:
+                return
+
+    def read(self) -> np.ndarray:
+        """The whole file as one float32 mono array."""
+        return np.concatenate(list(self.blocks(self.frames)))
+
+    def close(self) -> None:
+        self._w.close()
+
+    def __enter__(self) -> "WavReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def read_wav(path) -> tuple[np.ndarray, int]:
     """Read a PCM WAV file as ``(samples, sample_rate)``; samples float32, mono, [-1, 1)."""
-    path = Path(path)
-    try:
-        with wave.open(str(path), "rb") as w:
-            channels, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
-            data = w.readframes(n)
-    except FileNotFoundError:
-        raise WavError(path, "no such file") from None
-    except IsADirectoryError:
-        raise WavError(path, "is a directory, not a WAV file") from None
-    except PermissionError:
-        raise WavError(path, "permission denied") from None
-    except (wave.Error, EOFError) as e:
-        raise WavError(path, _explain(path, e)) from None
-    if n == 0 or not data:
-        raise WavError(path, "contains no audio (0 samples)")
-    frame_bytes = channels * width
-    if len(data) < n * frame_bytes:
-        raise WavError(
-            path,
-            f"truncated: the header promises {n} frames but only {len(data) // frame_bytes} are there",
-        )
-    return _decode(data, channels, width), rate
+    with WavReader(path) as r:
+        return r.read(), r.rate
 
 
 def read_wav_bytes_lenient(data: bytes) -> tuple[np.ndarray, int]:
