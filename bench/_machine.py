@@ -20,4 +20,5 @@ def machine() -> dict:
         "arch": platform.machine(),
         "python": platform.python_version(),
         "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "omp_threads": os.environ.get("OMP_NUM_THREADS"),
     }

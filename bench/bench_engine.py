@@ -18,7 +18,6 @@ the temp folder (needs torch).
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -164,7 +163,6 @@ def main():
         "audio_s_per_hop_setting": args.seconds,
         "results": results,
         "machine": machine(),
-        "omp_threads": os.environ.get("OMP_NUM_THREADS"),
     }, indent=2))
 
 

@@ -14,7 +14,6 @@ Model: as in bench_engine.py (``--model``, else bundled, else a cached paper-siz
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics
@@ -122,7 +121,6 @@ def main():
         "stream": "espeak-ng sentences over noise" if have_espeak else "noise with tone bursts",
         "results": results,
         "machine": machine(),
-        "omp_threads": os.environ.get("OMP_NUM_THREADS"),
     }, indent=2))
 
 

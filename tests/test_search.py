@@ -23,15 +23,6 @@ TINY = SearchConfig(width_mult=0.125, target_macs=1e5, warmup_epochs=1, joint_ep
                     arch_every=1, arch_lr=0.5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convs on a shared 2-core machine: one thread is several times faster.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def toy(n, seed):
     """Two classes: a bump in the top or the bottom half of the cepstra."""
     g = torch.Generator().manual_seed(seed)

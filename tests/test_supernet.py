@@ -15,17 +15,8 @@ N_MFCC, N_FRAMES, N_CLASSES = 10, 21, 3
 INPUT = (1, 1, N_MFCC, N_FRAMES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convs on a shared 2-core machine: one thread is several times faster.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def base_net(one_thread):
+def base_net():
     torch.manual_seed(0)
     return SuperNet(N_MFCC, N_FRAMES, N_CLASSES, width_mult=0.125)
 

@@ -15,7 +15,7 @@ from kwspi import gsc
 from kwspi.train import synth as _synth
 
 
-def _names(value: str | None) -> tuple[str, ...] | None:
+def parse_names(value: str | None) -> tuple[str, ...] | None:
     """``"a,b, c"`` -> ``("a", "b", "c")``; ``None`` stays ``None`` (meaning: all)."""
     if value is None:
         return None
@@ -61,9 +61,9 @@ def synth(out_dir, n_speakers, words, repeats, seed, voices, exclude_voices, var
         speakers=n_speakers,
         repeats=repeats,
         seed=seed,
-        voices=_names(voices),
-        exclude_voices=_names(exclude_voices) or (),
-        variants=_names(variants),
+        voices=parse_names(voices),
+        exclude_voices=parse_names(exclude_voices) or (),
+        variants=parse_names(variants),
         noise_seconds=noise_seconds,
     )
     # Check espeak-ng, names and words before the progress bar starts drawing.

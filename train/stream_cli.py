@@ -14,13 +14,13 @@ import click
 from kwspi.train import demo as _demo
 from kwspi.train import stream as _stream
 from kwspi.train import synth as _synth
-from kwspi.train.cli import _names
+from kwspi.train.cli import parse_names
 
 
 def _voice_options(voices: str | None, exclude_voices: str | None) -> dict:
     if voices is not None and exclude_voices is not None:
         raise click.UsageError("give --voices or --exclude-voices, not both")
-    return {"voices": _names(voices), "exclude_voices": _names(exclude_voices) or ()}
+    return {"voices": parse_names(voices), "exclude_voices": parse_names(exclude_voices) or ()}
 
 
 @click.command("synth-stream", short_help="Synthesize a long spoken audio stream over noise, with a truth CSV.")
@@ -93,5 +93,5 @@ def demo(out_dir, seconds, seed, snr_db, model, voices):
       kwspi demo --seconds 60 --snr-db 5 --seed 3 --model runs/dscnn-s/model.onnx
     """
     config = _demo.DemoConfig(out_dir=out_dir, seconds=seconds, seed=seed, snr_db=snr_db, model=model,
-                              voices=_names(voices))
+                              voices=parse_names(voices))
     _demo.run_demo(config, echo=click.echo)

@@ -23,6 +23,7 @@ from kwspi.features import FeatureConfig
 from kwspi.metrics import classification_report
 from kwspi.modelinfo import ModelInfo
 from kwspi.train.augment import AugmentConfig
+from kwspi.train.cli import parse_names
 from kwspi.train.counting import count
 from kwspi.train.data import DEFAULT_VIEWS, load_split
 from kwspi.train.export import export_model
@@ -37,9 +38,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def parse_keywords(value: str | None) -> tuple[str, ...]:
-    if not value:
-        return gsc.KEYWORDS
-    return tuple(w.strip() for w in value.split(",") if w.strip())
+    """``--keywords`` as a tuple; the 10 GSC keywords when not given."""
+    return parse_names(value) or gsc.KEYWORDS
 
 
 def epoch_tensors(fs, epoch: int = 0):
