@@ -139,15 +139,21 @@ def measure_floor(model: LoadedModel, hop_ms: int, audio: np.ndarray) -> dict:
     return {"front_end": stats_ms(fe), "inference": stats_ms(inf)}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def setup(description: str, seconds: float):
+    """Parse --model and --seconds; load the model with one thread, make the audio, warm up."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model")
-    parser.add_argument("--seconds", type=float, default=60.0, help="audio per hop setting")
+    parser.add_argument("--seconds", type=float, default=seconds, help="audio per hop setting")
     args = parser.parse_args()
     path = pick_model(args.model)
     model = LoadedModel.load(path, threads=1)
     audio = test_audio(args.seconds)
     measure_engine(model, 100, audio[: 3 * 16000])  # warm caches and onnxruntime's first runs
+    return args, path, model, audio
+
+
+def main():
+    args, path, model, audio = setup(__doc__.splitlines()[0], 60.0)
     results = {}
     for hop_ms in HOPS_MS:
         engine = measure_engine(model, hop_ms, audio)

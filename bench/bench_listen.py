@@ -7,6 +7,11 @@ times as a fresh ``kwspi listen --input FILE --json`` process; the report gives 
 wall time, the child's CPU time (user + system), the real-time factor (wall / audio
 seconds) and the start-up cost measured the same way on a 1.5 s file.
 
+Memory: each run's peak resident set (``ru_maxrss`` of that process alone), beside two
+baselines from the same interpreter: ``python -c pass`` and ``import numpy, onnxruntime``;
+the difference to the second is what kwspi, the front end and the model add. The 1.5 s and
+180 s runs together show whether memory grows with the length of the stream.
+
 Model: as in bench_engine.py (``--model``, else bundled, else a cached paper-sized export).
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_listen.py [--model PATH] [--runs 3]
@@ -14,7 +19,6 @@ Model: as in bench_engine.py (``--model``, else bundled, else a cached paper-siz
 
 import argparse
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -76,26 +80,63 @@ def kwspi_command() -> list[str]:
     return [sys.executable, "-c", "from kwspi.cli import main; main(prog_name='kwspi')"]
 
 
+# Runs one command and writes its own wall time, CPU time and peak RSS as JSON to argv[1].
+# Why a launcher: Linux carries a process's peak RSS across exec, and a child forked from
+# this benchmark starts as a copy of it (numpy, kwspi: ~50 MB), so its ru_maxrss could
+# never read lower than that. Forked from a bare `python -S` instead, the inherited part is
+# smaller than any process measured here (all of them are Pythons).
+LAUNCHER = """
+import json, os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"wall_s": time.perf_counter() - t0, "cpu_s": ru.ru_utime + ru.ru_stime,
+               "peak_rss_mb": ru.ru_maxrss / 1024, "exit": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
+def run_child(argv: list[str]) -> dict:
+    """Run one process to its end: wall time, CPU time (user + system), peak resident memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "rusage.json"
+        out = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, str(result), *argv],
+                             capture_output=True, text=True)
+        got = json.loads(result.read_text()) if result.exists() else {"exit": out.returncode}
+    if got.pop("exit"):
+        raise SystemExit(f"{argv[0]} failed: {out.stderr.strip()}")
+    return {**got, "stdout_lines": len(out.stdout.splitlines())}
+
+
 def run_once(model: Path, wav: Path) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    out = subprocess.run([*kwspi_command(), "listen", "--model", str(model), "--input", str(wav), "--json"],
-                         capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if out.returncode:
-        raise SystemExit(f"kwspi listen failed: {out.stderr.strip()}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "cpu_s": cpu, "detections": len(out.stdout.splitlines())}
+    got = run_child([*kwspi_command(), "listen", "--model", str(model), "--input", str(wav), "--json"])
+    got["detections"] = got.pop("stdout_lines")
+    return got
+
+
+def summary(got: list[dict]) -> dict:
+    """Medians over runs, plus each run rounded."""
+    keys = ("wall_s", "cpu_s", "peak_rss_mb")
+    return {**{k: round(statistics.median(g[k] for g in got), 3) for k in keys},
+            "runs": [{k: round(v, 3) if isinstance(v, float) else v for k, v in g.items()} for g in got]}
 
 
 def measure(model: Path, wav: Path, seconds: float, runs: int) -> dict:
-    got = [run_once(model, wav) for _ in range(runs)]
-    wall = statistics.median(g["wall_s"] for g in got)
-    cpu = statistics.median(g["cpu_s"] for g in got)
-    return {"audio_s": seconds, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-            "rtf_wall": round(wall / seconds, 5), "rtf_cpu": round(cpu / seconds, 5),
-            "runs": [{k: round(v, 3) if isinstance(v, float) else v for k, v in g.items()} for g in got]}
+    s = summary([run_once(model, wav) for _ in range(runs)])
+    return {"audio_s": seconds, **s, "rtf_wall": round(s["wall_s"] / seconds, 5),
+            "rtf_cpu": round(s["cpu_s"] / seconds, 5)}
+
+
+def memory_baselines(runs: int) -> dict:
+    """Peak RSS of the same interpreter doing nothing, and importing what listen must import.
+
+    ``listen`` minus ``onnxruntime`` is what kwspi, its front end (scipy,
+    python_speech_features), the loaded model and the stream buffers add.
+    """
+    code = {"python": "pass", "onnxruntime": "import numpy, onnxruntime"}
+    return {name: summary([run_child([sys.executable, "-c", c]) for _ in range(runs)]) for name, c in code.items()}
 
 
 def main():
@@ -115,11 +156,19 @@ def main():
         for name, (path, samples, rate) in files.items():
             write_wav(path, samples, rate)
             results[name] = measure(model, path, len(samples) / rate, args.runs)
+    base = memory_baselines(args.runs)
+    memory = {"peak_rss_mb": {"python": base["python"]["peak_rss_mb"],
+                              "python_numpy_onnxruntime": base["onnxruntime"]["peak_rss_mb"],
+                              **{f"listen_{name}": r["peak_rss_mb"] for name, r in results.items()}},
+              "listen_16k_over_onnxruntime_mb": round(results["16k"]["peak_rss_mb"]
+                                                      - base["onnxruntime"]["peak_rss_mb"], 1),
+              "baselines": base}
     print(json.dumps({
         "benchmark": "listen",
         "model": str(model),
         "stream": "espeak-ng sentences over noise" if have_espeak else "noise with tone bursts",
         "results": results,
+        "memory": memory,
         "machine": machine(),
     }, indent=2))
 
