@@ -1,0 +1,144 @@
+"""Weight bits 1..8 and float: quantization-aware training (STE) against post-training rounding.
+
+The paper's figure (research/paper.md 1.7): networks retrained with b-bit weights through
+the straight-through estimator stay near float accuracy down to 1 bit, while rounding the
+weights of a float-trained network collapses at 3 bits or fewer. This script trains one
+float network and one QAT network per bit width at a CPU-sized scale and measures all of
+them on held-out speakers (the test split) and on voice families never trained on.
+
+Both halves follow the authors' code, not kwspi's export path:
+
+- QAT uses the paper's scheme (``WeightQuant(b, "paper")``: per tensor, fixed range
+  [-1, 1], 2**b levels, every conv and the classifier), not the per-channel scheme the int8
+  export uses;
+- rounding is ``round_weights_``: conv weights only, per tensor, min/max range, 2**b levels,
+  classifier left in float, BN neither folded nor re-estimated.
+
+Example:
+    .venv/bin/python studies/quant_bits.py --data data/bundle --out results
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import common  # sets the thread counts before torch and numpy load
+from common import Scale, Splits, accuracy, pct
+from kwspi.features import FeatureConfig
+from kwspi.train.quant import WeightQuant, round_weights_
+
+NAME = "quant-bits"
+ALL_BITS = (8, 7, 6, 5, 4, 3, 2, 1)
+# The paper's test accuracy (%, GSC v0.01) from results/Quantization_comparison.ods, quoted
+# in research/paper.md 1.7; None is the float network ("32" in the sheet).
+PAPER_QAT = {None: 95.60, 8: 95.60, 7: 95.97, 6: 95.19, 5: 95.71, 4: 95.64, 3: 95.38, 2: 95.19, 1: 94.73}
+PAPER_ROUNDING = {None: 95.35, 8: 95.42, 7: 95.48, 6: 95.09, 5: 95.16, 4: 93.63, 3: 70.99, 2: 8.70, 1: 8.15}
+
+
+def run(splits: Splits, cfg: FeatureConfig, scale: Scale, work: Path, bits_list) -> tuple[list[dict], float]:
+    """One row per bit width (``None`` = float); returns the rows and the training CPU time."""
+    float_model, cpu = common.train_run(splits, cfg, scale, None, work)
+    rows = [row(None, float_model, float_model, splits, cfg)]
+    for bits in bits_list:
+        qat_model, seconds = common.train_run(splits, cfg, scale, WeightQuant(bits, "paper"), work)
+        cpu += seconds
+        rounded = round_weights_(copy.deepcopy(float_model), bits)
+        rows.append(row(bits, qat_model, rounded, splits, cfg))
+        logging.info("%s", rows[-1])
+    return rows, cpu
+
+
+def row(bits, qat_model, rounded_model, splits: Splits, cfg: FeatureConfig) -> dict:
+    counts = common.model_counts(qat_model, cfg, bits or 32)
+    return {
+        "bits": bits,  # None: float weights
+        "weight_bytes": counts["weight_bytes"],
+        "qat_test": accuracy(qat_model, splits.test),
+        "qat_heldout": accuracy(qat_model, splits.heldout),
+        "rounding_test": accuracy(rounded_model, splits.test),
+        "rounding_heldout": accuracy(rounded_model, splits.heldout),
+        "paper_qat_test": PAPER_QAT[bits],
+        "paper_rounding_test": PAPER_ROUNDING[bits],
+    }
+
+
+def markdown(rows: list[dict], scale: Scale, sizes: dict, cpu: float, command: str) -> str:
+    lines = [
+        "# Weight bits: quantization-aware training vs post-training rounding",
+        "",
+        "Accuracy (%) of one network per row on **synthetic espeak-ng speech** (not GSC, not human speech). "
+        "QAT: trained with b-bit weights through the straight-through estimator, in the paper's scheme "
+        "(per tensor, fixed range [-1, 1], every conv and the classifier). Rounding: the float network's conv "
+        "weights rounded after training (per tensor, min/max, 2^b levels; classifier float; BN untouched), as "
+        "the paper's comparison did. The paper's columns are GSC v0.01 test accuracy of its own searched net "
+        "(`Quantization_comparison.ods`): they show the shape to expect, not numbers to match.",
+        "",
+        "| weight bits | weight bytes | QAT test | QAT held-out families | rounding test "
+        "| rounding held-out families | paper QAT (GSC) | paper rounding (GSC) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        b = "float" if r["bits"] is None else str(r["bits"])
+        lines.append(
+            f"| {b} | {r['weight_bytes']:,} | {pct(r['qat_test'])} | {pct(r['qat_heldout'])} "
+            f"| {pct(r['rounding_test'])} | {pct(r['rounding_heldout'])} "
+            f"| {r['paper_qat_test']:.1f} | {r['paper_rounding_test']:.1f} |"
+        )
+    lines += ["", "In the float row both columns are the same float network (nothing is rounded).", "",
+              "## Scale", "", common.scale_lines(scale, sizes, cpu), "", "## Rerun", "", f"```\n{command}\n```", ""]
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # Float sits one step right of 8 bits, as the paper's "32" column sits right of 8.
+    x = [9 if r["bits"] is None else r["bits"] for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: x[i])
+    xs = [x[i] for i in order]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    series = [("qat_test", "QAT, test", "C0", "-"), ("qat_heldout", "QAT, held-out families", "C0", ":"),
+              ("rounding_test", "rounding, test", "C3", "-"),
+              ("rounding_heldout", "rounding, held-out families", "C3", ":"),
+              ("paper_qat_test", "paper QAT (GSC)", "0.5", "--"),
+              ("paper_rounding_test", "paper rounding (GSC)", "0.75", "--")]
+    for key, label, color, style in series:
+        ys = [rows[i][key] for i in order]
+        if any(y is None for y in ys):
+            continue
+        ys = [y if key.startswith("paper") else 100 * y for y in ys]
+        ax.plot(xs, ys, style, marker="o", color=color, label=label, ms=4)
+    ax.set_xticks(range(1, 10), [str(b) for b in range(1, 9)] + ["float"])
+    ax.set_xlabel("weight bits")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("QAT vs post-training rounding (synthetic speech; paper on GSC)", fontsize=10)
+    return fig
+
+
+def main(argv=None) -> None:
+    parser = common.make_parser(__doc__, "quant_bits.py")
+    parser.add_argument("--bits", default=",".join(map(str, ALL_BITS)),
+                        help="comma-separated weight bits for the QAT and rounding rows")
+    args = parser.parse_args(argv)
+    scale = common.start(args)
+    bits_list = [int(b) for b in args.bits.split(",")]
+    cfg = FeatureConfig(n_mfcc=10)
+    subset = common.make_subset(args.data, args.work / f"subset-{args.train_speakers}", args.train_speakers)
+    splits = common.load_splits(subset, scale.heldout, cfg, scale)
+    rows, cpu = run(splits, cfg, scale, args.work, bits_list)
+    command = common.rerun_command("quant_bits.py", args, f"--bits {args.bits}")
+    sizes = common.split_sizes(splits)
+    common.write_results(args.out, NAME, markdown(rows, scale, sizes, cpu, command), plot(rows),
+                         command, scale, sizes, cpu, rows)
+
+
+if __name__ == "__main__":
+    main()

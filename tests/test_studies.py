@@ -1,0 +1,29 @@
+"""The studies' speaker subset: the training speakers asked for, every test clip, stable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from conftest import make_gsc
+from kwspi import gsc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "studies"))
+import common  # noqa: E402
+
+
+def test_subset_keeps_n_training_speakers_and_every_test_clip(tmp_path):
+    src = make_gsc(tmp_path / "src", words=gsc.KEYWORDS + ("bed",), n_speakers=12, layout="v2")
+    dst = common.make_subset(src, tmp_path / "subset", train_speakers=3)
+
+    clips = [c for cs in gsc.scan(dst).values() for c in cs]
+    splits = gsc.split_of_clips(dst, clips)
+    assert len({gsc.speaker_of(c) for c in splits["training"]}) == 3
+    assert splits["validation"] == []
+    src_clips = [c for cs in gsc.scan(src).values() for c in cs]
+    assert sorted(splits["testing"]) == sorted(gsc.split_of_clips(src, src_clips)["testing"])
+    assert gsc.noise_files(dst)
+
+    before = {p: p.stat().st_mtime_ns for p in dst.rglob("*")}
+    common.make_subset(src, dst, train_speakers=3)  # a rerun leaves the folder (and its cache key) alone
+    assert {p: p.stat().st_mtime_ns for p in dst.rglob("*")} == before
