@@ -209,8 +209,17 @@ class Detector:
 
         Returns the detections of the windows this audio completed, oldest first.
         """
+        return self.decide(self.scorer.push(samples))
+
+    def decide(self, windows) -> list[Detection]:
+        """The decision half of :meth:`process`: detections caused by these windows, in order.
+
+        ``process(x)`` is ``decide(scorer.push(x))``. Streaming evaluation keeps the windows
+        of one pass over a file and replays them here at many thresholds, so every
+        threshold is judged by this same code, not by a copy of it.
+        """
         found = []
-        for window in self.scorer.push(samples):
+        for window in windows:
             d = self._logic.update(window.posteriors, window.time, _time.time())
             if d is not None:
                 found.append(d)

@@ -31,6 +31,8 @@ LAZY_COMMANDS = {
     "demo": ("kwspi.train.stream_cli:demo", "Spot keywords in a synthesized stream and compare with what was said."),
     "listen": ("kwspi.deploy.cli:listen", "Listen for keywords in a microphone or a WAV file."),
     "devices": ("kwspi.deploy.cli:devices", "List the audio input devices kwspi can listen to."),
+    "eval-stream": ("kwspi.deploy.eval_cli:eval_stream",
+                    "Recall, false alarms per hour and latency of a model on a long WAV."),
 }
 
 

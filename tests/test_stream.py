@@ -1,5 +1,5 @@
-"""Synthetic streams (:mod:`kwspi.train.stream`): truth file, timing, SNR, determinism,
-bounded memory, and the detection scoring rule."""
+"""Synthetic streams (:mod:`kwspi.train.stream`): content, timing, SNR, determinism and
+bounded memory. The truth file and the scoring rule: test_truth.py, test_streamscore.py."""
 
 from __future__ import annotations
 
@@ -13,77 +13,15 @@ import pytest
 from click.testing import CliRunner
 
 from kwspi import gsc
-from kwspi.errors import KwspiError
 from kwspi.train import stream, synth
-from kwspi.train.stream import Detected, StreamConfig, TruthRow, score_detections
+from kwspi.train.stream import StreamConfig
 from kwspi.wavio import read_wav
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 RATE = stream.SAMPLE_RATE
 
 
-# --- scoring (pure) -------------------------------------------------------------------
-
-TRUTH = [
-    TruthRow("yes", 2.0, 2.4),
-    TruthRow("please", 3.0, 3.3),
-    TruthRow("turn", 5.0, 5.2),
-    TruthRow("on", 5.3, 5.5),
-    TruthRow("yesterday", 8.0, 8.6),
-    TruthRow("no", 10.0, 10.3),
-]
-
-
-def test_hits_and_misses():
-    s = score_detections([Detected("yes", 2.9), Detected("on", 6.1)], TRUTH)
-    assert [(d.label, r.start_s) for d, r in s.hits] == [("yes", 2.0), ("on", 5.3)]
-    assert s.misses == (TruthRow("no", 10.0, 10.3),)
-    assert s.false_alarms == ()
-    assert s.n_keywords == 3 and s.recall == pytest.approx(2 / 3)
-
-
-def test_second_detection_of_one_word_is_a_false_alarm():
-    s = score_detections([Detected("yes", 2.5), Detected("yes", 3.3)], TRUTH)
-    assert len(s.hits) == 1 and s.hits[0][0].time == 2.5
-    assert [d.time for d in s.false_alarms] == [3.3]
-
-
-def test_wrong_label_and_confusable_words_are_false_alarms_not_hits():
-    s = score_detections([Detected("no", 2.5), Detected("yes", 8.9)], TRUTH)
-    assert s.hits == ()
-    assert [d.label for d in s.false_alarms] == ["no", "yes"]
-    assert {r.label for r in s.misses} == {"yes", "on", "no"}  # "yesterday" is no keyword to miss
-
-
-@pytest.mark.parametrize("t, hit", [(1.9, True), (1.899, False), (3.5, True), (3.501, False)])
-def test_window_edges_are_inclusive(t, hit):
-    s = score_detections([Detected("yes", t)], [TruthRow("yes", 2.0, 2.4)])
-    assert (len(s.hits) == 1) is hit and (len(s.false_alarms) == 1) is not hit
-
-
-def test_overlapping_windows_match_as_many_words_as_possible():
-    # The 2.0 s detection fits both words; taking the earlier-closing one leaves the
-    # second word for the 3.2 s detection.
-    truth = [TruthRow("go", 1.0, 1.2), TruthRow("go", 1.9, 2.1)]
-    s = score_detections([Detected("go", 2.0), Detected("go", 3.2)], truth)
-    assert len(s.hits) == 2 and not s.false_alarms and not s.misses
-
-
-def test_detections_in_any_order_and_shape():
-    class Obj:
-        label, time, score = "no", 10.5, 0.9
-
-    s = score_detections([{"label": "on", "score": 0.8, "time": 5.9}, Obj()], TRUTH)
-    assert [(d.label, d.score) for d, _ in s.hits] == [("on", 0.8), ("no", 0.9)]
-    assert np.isnan(score_detections([], []).recall)
-
-
-def test_keywords_limit_what_counts():
-    s = score_detections([Detected("please", 3.2)], TRUTH, keywords=("please",))
-    assert len(s.hits) == 1 and s.n_keywords == 1
-
-
-# --- phrases and the truth file -------------------------------------------------------
+# --- what is said -------------------------------------------------------
 
 
 def test_phrases_hold_exactly_their_keyword_and_other_text_none():
@@ -93,21 +31,6 @@ def test_phrases_hold_exactly_their_keyword_and_other_text_none():
             assert stream.keyword_tokens(t.replace("{kw}", kw), gsc.KEYWORDS) == [kw], t
     for text in stream.SENTENCES + stream.CONFUSABLE_SENTENCES + stream.CONFUSABLE_WORDS:
         assert stream.keyword_tokens(text, gsc.KEYWORDS) == [], text
-
-
-def test_truth_round_trip_and_bad_files(tmp_path):
-    path = tmp_path / "t.csv"
-    stream.write_truth(path, TRUTH)
-    assert path.read_text().splitlines()[:2] == ["label,start_s,end_s", "yes,2.000,2.400"]
-    assert stream.read_truth(path) == TRUTH
-    (tmp_path / "bad.csv").write_text("word,start,end\nyes,1,2\n")
-    with pytest.raises(stream.StreamError, match="header"):
-        stream.read_truth(tmp_path / "bad.csv")
-    (tmp_path / "bad2.csv").write_text("label,start_s,end_s\nyes,1\n")
-    with pytest.raises(stream.StreamError, match="line 2"):
-        stream.read_truth(tmp_path / "bad2.csv")
-    with pytest.raises(KwspiError, match="cannot read"):
-        stream.read_truth(tmp_path / "missing.csv")
 
 
 def test_config_errors_are_user_errors():

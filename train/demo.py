@@ -3,7 +3,7 @@
 Builds a stream of keywords and sentences over noise (:mod:`kwspi.train.stream`), runs the
 real command, ``kwspi listen --input STREAM --json --hook kwspi.train.demo_hook:on_detect``,
 in a subprocess, and prints each detection beside the truth, the keywords missed, and recall
-and false alarms under :func:`~kwspi.train.stream.score_detections`'s rule.
+and false alarms under :func:`~kwspi.streamscore.score_detections`'s rule.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from kwspi.errors import KwspiError
+from kwspi.streamscore import StreamScore, score_detections, window_words
 from kwspi.train import stream, synth
+from kwspi.truth import TruthRow, read_truth
 
 #: Voice families the bundled model was not trained on (it was trained with
 #: ``--exclude-voices en-029,en-gb-scotland,mbrola``), so the demo shows unheard voices.
@@ -46,7 +48,7 @@ class DemoConfig:
     hook: str = DEMO_HOOK
 
 
-def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> stream.StreamScore:
+def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> StreamScore:
     """Synthesize, listen, compare; every line of the report goes to ``echo``."""
     model = _model(config.model)
     synth.resolve_voices(config.voices)
@@ -67,8 +69,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> stream.
     (out / "detections.jsonl").write_text("".join(line + "\n" for line in lines))
     for line in log_lines:
         echo(f"  {line}")
-    truth = stream.read_truth(csv_path)
-    score = stream.score_detections([json.loads(line) for line in lines], truth, stream_config.keywords)
+    truth = read_truth(csv_path)
+    score = score_detections([json.loads(line) for line in lines], truth, stream_config.keywords)
     echo("")
     for line in report_lines(score, truth, config.seconds):
         echo(line)
@@ -110,7 +112,7 @@ def run_listen(cmd: Sequence[str]) -> tuple[list[str], list[str]]:
 # --- the report -----------------------------------------------------------------------
 
 
-def report_lines(score: stream.StreamScore, truth: Sequence[stream.TruthRow], seconds: float) -> list[str]:
+def report_lines(score: StreamScore, truth: Sequence[TruthRow], seconds: float) -> list[str]:
     """The detections table, the missed keywords and a one-line summary."""
     matched = {id(d): row for d, row in score.hits}
     detections = sorted([d for d, _ in score.hits] + list(score.false_alarms), key=lambda d: d.time)
@@ -133,19 +135,14 @@ def report_lines(score: stream.StreamScore, truth: Sequence[stream.TruthRow], se
     return lines
 
 
-def summary_line(score: stream.StreamScore, seconds: float) -> str:
+def summary_line(score: StreamScore, seconds: float) -> str:
     recall = f"{score.recall:.0%}" if score.n_keywords else "n/a"
     n_fa = len(score.false_alarms)
     return (f"recall {len(score.hits)}/{score.n_keywords} keywords ({recall}), "
             f"{n_fa} false alarm{'' if n_fa == 1 else 's'} in {seconds:g} s of audio")
 
 
-def window_words(truth: Sequence[stream.TruthRow], t: float, window_s: float = 1.0) -> list[stream.TruthRow]:
-    """Words that sound, at least in part, inside the window ``[t - window_s, t]``."""
-    return [r for r in truth if r.end_s > t - window_s and r.start_s < t]
-
-
-def utterance(truth: Sequence[stream.TruthRow], row: stream.TruthRow) -> list[stream.TruthRow]:
+def utterance(truth: Sequence[TruthRow], row: TruthRow) -> list[TruthRow]:
     """The run of words around ``row`` with gaps under :data:`UTTERANCE_GAP_S` (its sentence)."""
     rows = sorted(truth, key=lambda r: r.start_s)
     i = rows.index(row)

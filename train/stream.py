@@ -1,4 +1,4 @@
-"""Long synthetic audio streams with a truth file, and scoring detections against them.
+"""Long synthetic audio streams with a truth file.
 
 A stream is a sequence of spoken *events* over generated background noise: isolated
 keywords, short phrases with a keyword in them ("please turn the lights on now"), sentences
@@ -15,33 +15,34 @@ Public API:
 - :class:`StreamConfig`, :func:`iter_blocks`, :func:`write_stream`: build a stream. It is made
   and written block by block (one gap and one event at a time), so an hour costs the memory of
   a few seconds; the same seed and config give the same file.
-- :class:`TruthRow`, :func:`read_truth`, :func:`write_truth`: the truth CSV.
-- :class:`Detected`, :func:`score_detections`, :class:`StreamScore`: hits, misses and false
-  alarms of a list of detections.
+- The truth CSV (:mod:`kwspi.truth`) and the scoring of detections against it
+  (:mod:`kwspi.streamscore`) are re-exported here.
 
-Torch-free: the demo and the streaming tests run it where only the runtime is installed.
+Torch-free: the demo and the streaming tests run it where only the runtime and espeak-ng
+are installed.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from kwspi.atomic import temp_path, write_text
 from kwspi import gsc
+from kwspi.atomic import temp_path
 from kwspi.errors import KwspiError
 from kwspi.train import noise, synth
+# The truth file and the scoring rule live in the runtime (eval-stream runs on a Pi without
+# this module); re-exported so stream users keep one import.
+from kwspi.streamscore import Detected, StreamScore, hit_window, score_detections  # noqa: F401
+from kwspi.truth import TRUTH_HEADER, TruthRow, read_truth, write_truth  # noqa: F401
 
 SAMPLE_RATE = 16000
-TRUTH_HEADER = ("label", "start_s", "end_s")
 
 #: A keyword phrase per keyword; ``{kw}`` is the keyword. No other word in them is a keyword.
 KEYWORD_PHRASES: dict[str, tuple[str, ...]] = {
@@ -96,7 +97,7 @@ EVENT_KINDS = ("keyword", "phrase", "sentence", "confusable")
 
 
 class StreamError(KwspiError):
-    """A stream option that cannot work, or a truth file that cannot be read."""
+    """A stream option that cannot work."""
 
 
 @dataclass(frozen=True)
@@ -148,15 +149,6 @@ class StreamConfig:
         for kw in self.keywords:
             if " " in kw or kw != kw.lower() or not kw:
                 raise StreamError(f"keyword {kw!r}: streams take single lower-case words")
-
-
-@dataclass(frozen=True)
-class TruthRow:
-    """One spoken word: its text and where it sounds in the stream, in seconds."""
-
-    label: str
-    start_s: float
-    end_s: float
 
 
 @dataclass(frozen=True)
@@ -424,117 +416,3 @@ class _AtomicWav:
         finally:
             Path(self._tmp).unlink(missing_ok=True)
         return False
-
-
-# --- the truth file -------------------------------------------------------------------
-
-
-def write_truth(path, rows: Iterable[TruthRow]) -> None:
-    """Write the truth CSV (times in seconds, 3 decimals), atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(TRUTH_HEADER)
-    writer.writerows((r.label, f"{r.start_s:.3f}", f"{r.end_s:.3f}") for r in rows)
-    write_text(path, buf.getvalue())
-
-
-def read_truth(path) -> list[TruthRow]:
-    """Rows of a truth CSV; :class:`StreamError` naming the file and line for a bad one."""
-    path = Path(path)
-    try:
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None or tuple(h.strip() for h in header) != TRUTH_HEADER:
-                raise StreamError(f"{path}: not a stream truth file (header must be {','.join(TRUTH_HEADER)})")
-            return [_truth_row(path, reader.line_num, row) for row in reader if row]
-    except OSError as e:
-        raise StreamError(f"{path}: cannot read ({e.strerror})") from None
-
-
-def _truth_row(path: Path, line: int, row: list[str]) -> TruthRow:
-    try:
-        label, start, end = row
-        out = TruthRow(label.strip(), float(start), float(end))
-    except ValueError:
-        raise StreamError(f"{path}, line {line}: expected label,start_s,end_s, got {','.join(row)!r}") from None
-    if not out.start_s <= out.end_s:
-        raise StreamError(f"{path}, line {line}: the word ends before it starts")
-    return out
-
-
-# --- scoring --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Detected:
-    """A detection as scoring sees it: label, stream time in seconds, score."""
-
-    label: str
-    time: float
-    score: float = math.nan
-
-    @classmethod
-    def of(cls, d) -> "Detected":
-        """From a :class:`~kwspi.deploy.Detection`, a ``--json`` dict, or a Detected."""
-        if isinstance(d, Mapping):
-            return cls(str(d["label"]), float(d["time"]), float(d.get("score", math.nan)))
-        return cls(str(d.label), float(d.time), float(getattr(d, "score", math.nan)))
-
-
-@dataclass(frozen=True)
-class StreamScore:
-    """Detections matched to a truth file."""
-
-    hits: tuple[tuple[Detected, TruthRow], ...]
-    false_alarms: tuple[Detected, ...]
-    misses: tuple[TruthRow, ...]
-
-    @property
-    def n_keywords(self) -> int:
-        return len(self.hits) + len(self.misses)
-
-    @property
-    def recall(self) -> float:
-        """Share of spoken keywords that were detected (nan when none was spoken)."""
-        return len(self.hits) / self.n_keywords if self.n_keywords else math.nan
-
-
-def hit_window(row: TruthRow, before_s: float = 0.1, after_s: float = 1.1) -> tuple[float, float]:
-    """The detection times, in seconds, that count for a spoken word: a detection's time is
-    the end of the 1-second window that fired, so it lags the word by up to a window."""
-    return row.start_s - before_s, row.end_s + after_s
-
-
-def score_detections(
-    detections: Iterable,
-    truth: Iterable[TruthRow],
-    keywords: Iterable[str] = gsc.KEYWORDS,
-    before_s: float = 0.1,
-    after_s: float = 1.1,
-) -> StreamScore:
-    """Match detections to spoken keywords.
-
-    A detection of label L at time t is a hit if a not yet matched truth row with label L,
-    L a keyword, has ``start_s - before_s <= t <= end_s + after_s``; otherwise it is a false
-    alarm (so is a second detection of the same word). Keyword rows left unmatched are
-    misses. Detections are taken in time order and each takes, among the rows it could
-    match, the one whose window closes first, which matches as many as any assignment can.
-    """
-    kws = set(keywords)
-    open_rows = [r for r in truth if r.label in kws]
-    hits, false_alarms = [], []
-    for d in sorted((Detected.of(d) for d in detections), key=lambda d: d.time):
-        fits = [r for r in open_rows if r.label == d.label and _within(d.time, hit_window(r, before_s, after_s))]
-        if fits:
-            row = min(fits, key=lambda r: r.end_s)
-            open_rows.remove(row)
-            hits.append((d, row))
-        else:
-            false_alarms.append(d)
-    return StreamScore(tuple(hits), tuple(false_alarms), tuple(open_rows))
-
-
-def _within(t: float, window: tuple[float, float]) -> bool:
-    eps = 1e-9  # times come from millisecond-rounded text
-    return window[0] - eps <= t <= window[1] + eps

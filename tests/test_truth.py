@@ -1,0 +1,46 @@
+"""Stream truth files (:mod:`kwspi.truth`): round trip, and one clear error per bad file."""
+
+from __future__ import annotations
+
+import pytest
+
+from kwspi.errors import KwspiError
+from kwspi.truth import TruthError, TruthRow, read_truth, write_truth
+
+TRUTH = [TruthRow("yes", 2.0, 2.4), TruthRow("please", 3.0, 3.3), TruthRow("no", 10.0, 10.3)]
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "t.csv"
+    write_truth(path, TRUTH)
+    assert path.read_text().splitlines() == ["label,start_s,end_s", "yes,2.000,2.400", "please,3.000,3.300",
+                                             "no,10.000,10.300"]
+    assert read_truth(path) == TRUTH
+
+
+@pytest.mark.parametrize("text, message", [
+    ("word,start,end\nyes,1,2\n", "header must be label,start_s,end_s"),
+    ("", "header must be"),
+    ("label,start_s,end_s\nyes,1\n", "line 2: expected label,start_s,end_s, got 'yes,1'"),
+    ("label,start_s,end_s\nyes,1,2\nno,one,2\n", "line 3: expected"),
+    ("label,start_s,end_s\nyes,2,1\n", "line 2: the word ends before it starts"),
+    ("label,start_s,end_s\nyes,nan,1\n", "line 2: times must be finite"),
+    ("label,start_s,end_s\nyes,-1,1\n", "line 2: times must be finite seconds >= 0"),
+    ("label,start_s,end_s\n ,1,2\n", "line 2: empty label"),
+])
+def test_bad_files_name_the_file_and_line(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(TruthError, match=message) as e:
+        read_truth(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(KwspiError, match="missing.csv: cannot read"):
+        read_truth(tmp_path / "missing.csv")
+    (tmp_path / "b.csv").write_bytes(b"\xff\xfe\x00RIFF")
+    with pytest.raises(TruthError, match="not text"):
+        read_truth(tmp_path / "b.csv")
+    with pytest.raises(TruthError, match="cannot read"):
+        read_truth(tmp_path)
