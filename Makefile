@@ -64,6 +64,15 @@ bench: setup
 	$(BIN)/python bench/bench_cache.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_engine.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_listen.py
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/estimate_pi.py
+	@# The float twin and the data come from `make default-model` and are not in git.
+	@if [ -f runs/bundle/float.onnx ] && [ -d data/bundle ] && [ -d data/heldout-families ]; then \
+	    echo OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_models.py ...; \
+	    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_models.py \
+	        bundled=kwspi/models/default.onnx:runs/bundle/float.onnx \
+	        --data data/bundle --heldout data/heldout-families; \
+	else echo "bench_models.py skipped: run make default-model first (runs/bundle/float.onnx, data/)"; fi
+	@echo "not run here (root, ~15 min): bench/arm_check.sh"
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

@@ -1,4 +1,4 @@
-"""int8 vs float ONNX: file size, inference time per window (1 thread), accuracy, argmax agreement.
+"""int8 vs float ONNX: file size, inference CPU time per window (1 thread), accuracy, argmax agreement.
 
     OPENBLAS_NUM_THREADS=1 python bench/bench_models.py NAME=INT8.onnx:FLOAT.onnx ... \
         [--data DIR --split testing] [--heldout DIR]
@@ -24,7 +24,11 @@ from kwspi.modelinfo import INPUT_NAME, open_session
 
 
 def latency_ms(paths, calls=300, reps=7) -> list[float]:
-    """Median ms per window for each model, one thread, on the same random window.
+    """Median CPU ms per window for each model, one thread, on the same random window.
+
+    Thread CPU time, not wall time: on a shared machine the wall clock also counts the
+    time this thread waited for a core. onnxruntime with one intra-op thread computes on
+    the calling thread, so its CPU time is all there.
 
     The models take turns, one block of ``calls`` each per repetition, so a burst of load
     from the machine's other jobs hits both rather than whichever ran at that moment.
@@ -38,10 +42,10 @@ def latency_ms(paths, calls=300, reps=7) -> list[float]:
     times = [[] for _ in sessions]
     for _ in range(reps):
         for (session, _), t in zip(sessions, times):
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             for _ in range(calls):
                 session.run(None, x)
-            t.append((time.perf_counter() - t0) / calls * 1e3)
+            t.append((time.thread_time() - t0) / calls * 1e3)
     return [statistics.median(t) for t in times]
 
 
