@@ -54,8 +54,9 @@ def text_report(r: dict) -> list[str]:
     for kw, k in r["per_keyword"].items():
         lines.append(f"  {kw:<10} {k['spoken']:>6} {k['hits']:>5} {_fmt(k['recall']):>7} {k['false_alarms']:>13}")
     if r["false_alarm_sources"]:
-        lines += ["", "false alarms by the word that filled the window (heard <- said):"]
-        lines += [f"  {s['heard']:<8} <- {s['said']:<14} {s['count']:>4}" for s in r["false_alarm_sources"][:TOP_SOURCES]]
+        lines += ["", "false alarms by the word that filled the window (heard <- said: fired / times said):"]
+        lines += [f"  {s['heard']:<8} <- {s['said']:<14} {s['count']:>4}" + (f" / {s['spoken']}" if s["spoken"] else "")
+                  for s in r["false_alarm_sources"][:TOP_SOURCES]]
     if "sweep" in r:
         lines += ["", f"  {'threshold':>9} {'recall':>7} {'false alarms':>13} {'per hour':>9}"]
         lines += [f"  {row['threshold']:>9g} {_fmt(row['recall']):>7} {row['false_alarms']:>13} "

@@ -43,8 +43,11 @@ def plot_sweep(sweep: dict, path, title: str) -> Path:
         ax = axes[0][0]
         recall = [r["recall"] for r in rows]
         ax.plot(fa, recall, "o-")
+        shown = set()
         for x, y, t in zip(fa, recall, th):
-            ax.annotate(f"{t:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+            if (x, y) not in shown:  # thresholds that change nothing would print over each other
+                shown.add((x, y))
+                ax.annotate(f"{t:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
         ax.axvline(sweep["target_fa_per_hour"], color="grey", ls="--", lw=1, label="target")
         ax.set_xscale("symlog", linthresh=LINEAR_BELOW)
         ax.set_xlim(left=0)
@@ -65,11 +68,13 @@ def plot_sweep(sweep: dict, path, title: str) -> Path:
     ax.set_xlabel("threshold (every keyword)")
     ax.set_ylabel("false alarms per hour")
     ax.grid(True, alpha=0.3)
+    handles = ax.get_legend_handles_labels()[0]
     if has_recall:
         twin = ax.twinx()
-        twin.plot(th, [r["recall"] for r in rows], "s-", color="C0", label="recall")
+        handles += twin.plot(th, [r["recall"] for r in rows], "s-", color="C0", label="recall")
         twin.set_ylabel("recall")
         twin.set_ylim(0, 1.02)
+    ax.legend(handles=handles, loc="upper right", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)

@@ -161,8 +161,12 @@ def fired_on(truth: Sequence[TruthRow], t: float, window_s: float = 1.0) -> str:
 
 
 def false_alarm_sources(score: StreamScore, truth: Sequence[TruthRow], window_s: float = 1.0) -> list[dict]:
-    """False alarms grouped by (label heard, word said), most frequent first:
-    ``[{"heard": "no", "said": "nobody", "count": 7}, ...]``."""
+    """False alarms grouped by (label heard, word said), most frequent first, with how
+    often that word was said in the whole stream (``None`` for :data:`NO_SPEECH`), so a
+    word that fires on nearly every utterance stands out from one merely said often:
+    ``[{"heard": "no", "said": "nobody", "count": 7, "spoken": 9}, ...]``."""
     counts = Counter((d.label, fired_on(truth, d.time, window_s)) for d in score.false_alarms)
+    spoken = Counter(r.label for r in truth)
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [{"heard": heard, "said": said, "count": n} for (heard, said), n in ranked]
+    return [{"heard": heard, "said": said, "count": n, "spoken": spoken[said] if said != NO_SPEECH else None}
+            for (heard, said), n in ranked]

@@ -71,7 +71,7 @@ def test_report_has_the_figures_and_listens_exactly_as_listen(files):
     assert r["latency_p95_s"] == pytest.approx(np.percentile(lat, 95))
     assert r["per_keyword"]["low"] == {"spoken": 0, "hits": 0, "recall": None, "false_alarms": 1,
                                        "latency_median_s": None}
-    assert r["false_alarm_sources"] == [{"heard": "low", "said": "high", "count": 1}]
+    assert r["false_alarm_sources"] == [{"heard": "low", "said": "high", "count": 1, "spoken": 3}]
     assert r["thresholds"] == {"low": 0.6, "high": 0.6}
 
 

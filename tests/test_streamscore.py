@@ -10,8 +10,6 @@ from kwspi.streamscore import (NO_SPEECH, Detected, false_alarm_sources, fired_o
                                window_words)
 from kwspi.truth import TruthRow
 
-
-
 TRUTH = [
     TruthRow("yes", 2.0, 2.4),
     TruthRow("please", 3.0, 3.3),
@@ -111,7 +109,7 @@ def test_false_alarms_are_traced_to_the_word_that_filled_the_window():
     found = [Detected("no", 1.9), Detected("yes", 5.9), Detected("no", 1.95), Detected("go", 4.0)]
     s = score_detections(found, truth)
     assert false_alarm_sources(s, truth) == [
-        {"heard": "no", "said": "nobody", "count": 2},
-        {"heard": "go", "said": NO_SPEECH, "count": 1},
-        {"heard": "yes", "said": "yesterday", "count": 1},
+        {"heard": "no", "said": "nobody", "count": 2, "spoken": 1},
+        {"heard": "go", "said": NO_SPEECH, "count": 1, "spoken": None},
+        {"heard": "yes", "said": "yesterday", "count": 1, "spoken": 1},
     ]
