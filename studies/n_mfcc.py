@@ -54,6 +54,7 @@ def markdown(rows: list[dict], scale, sizes: dict, cpu: float, command: str) -> 
             f"| {r['paper_bytes'] / 1e3:.1f} | {r['peak_activation_bytes']:,} | {pct(r['test'])} "
             f"| {pct(r['heldout'])} | {r['train_cpu_seconds']:.0f} | {kb} / {mmacs} / {acc} |"
         )
+    lines += ["", summary(rows)]
     lines += [
         "",
         "kwspi's front end has 40 mel filters (the paper's torchaudio front end had 128), so 40 cepstra "
@@ -63,6 +64,20 @@ def markdown(rows: list[dict], scale, sizes: dict, cpu: float, command: str) -> 
         "## Scale", "", common.scale_lines(scale, sizes, cpu), "", "## Rerun", "", f"```\n{command}\n```", "",
     ]
     return "\n".join(lines)
+
+
+def summary(rows: list[dict]) -> str:
+    """What the table says, in words computed from it."""
+    lo, hi = min(rows, key=lambda r: r["n_mfcc"]), max(rows, key=lambda r: r["n_mfcc"])
+    best = max(rows, key=lambda r: r["test"])
+    spread = max(r["test"] for r in rows) - min(r["test"] for r in rows)
+    same_params = len({r["params"] for r in rows}) == 1
+    return (
+        f"From {lo['n_mfcc']} to {hi['n_mfcc']} cepstra the MACs grow {hi['macs'] / lo['macs']:.1f}x and the peak "
+        f"activation {hi['peak_activation_bytes'] / lo['peak_activation_bytes']:.1f}x, while the weights "
+        f"{'stay exactly the same' if same_params else 'change'}. Test accuracy is highest at {best['n_mfcc']} "
+        f"cepstra ({pct(best['test'])}%); the rows span {100 * spread:.1f} points, one run each."
+    )
 
 
 def plot(rows: list[dict]):

@@ -87,8 +87,38 @@ def markdown(rows: list[dict], scale: Scale, sizes: dict, cpu: float, command: s
             f"| {r['paper_qat_test']:.1f} | {r['paper_rounding_test']:.1f} |"
         )
     lines += ["", "In the float row both columns are the same float network (nothing is rounded).", "",
+              summary(rows), "",
               "## Scale", "", common.scale_lines(scale, sizes, cpu), "", "## Rerun", "", f"```\n{command}\n```", ""]
     return "\n".join(lines)
+
+
+def holds_down_to(accuracy: dict, tolerance: float) -> int | None:
+    """The fewest bits b such that every width from 8 down to b is within ``tolerance`` of
+    float (``accuracy[None]``); ``None`` if even 8 bits is not."""
+    floor = accuracy[None] - tolerance
+    lowest = None
+    for bits in sorted((b for b in accuracy if b is not None), reverse=True):
+        if accuracy[bits] < floor:
+            break
+        lowest = bits
+    return lowest
+
+
+def summary(rows: list[dict]) -> str:
+    """What the table says, in words computed from it (and the same rule applied to the paper)."""
+    def held(key, scale=100.0):
+        acc = {r["bits"]: scale * r[key] for r in rows if r[key] is not None}
+        b = holds_down_to(acc, 1.0)
+        return "not even at 8 bits" if b is None else f"down to {b} bit{'s' if b > 1 else ''}"
+
+    worst_round = min((r for r in rows if r["bits"] is not None), key=lambda r: r["rounding_test"])
+    worst_qat = min((r for r in rows if r["bits"] is not None), key=lambda r: r["qat_test"])
+    return (
+        f"Within 1 point of float on the test split: QAT {held('qat_test')}, rounding {held('rounding_test')} "
+        f"(the paper on GSC: QAT {held('paper_qat_test', 1)}, rounding {held('paper_rounding_test', 1)}). "
+        f"Lowest QAT test accuracy {pct(worst_qat['qat_test'])}% at {worst_qat['bits']} bit(s); lowest rounding "
+        f"test accuracy {pct(worst_round['rounding_test'])}% at {worst_round['bits']} bit(s)."
+    )
 
 
 def plot(rows: list[dict]):
@@ -102,17 +132,19 @@ def plot(rows: list[dict]):
     order = sorted(range(len(rows)), key=lambda i: x[i])
     xs = [x[i] for i in order]
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    # Ours solid (test) and dotted (held-out families); the paper's faint and dashed.
     series = [("qat_test", "QAT, test", "C0", "-"), ("qat_heldout", "QAT, held-out families", "C0", ":"),
               ("rounding_test", "rounding, test", "C3", "-"),
               ("rounding_heldout", "rounding, held-out families", "C3", ":"),
-              ("paper_qat_test", "paper QAT (GSC)", "0.5", "--"),
-              ("paper_rounding_test", "paper rounding (GSC)", "0.75", "--")]
+              ("paper_qat_test", "paper QAT (GSC test)", "C0", "--"),
+              ("paper_rounding_test", "paper rounding (GSC test)", "C3", "--")]
     for key, label, color, style in series:
         ys = [rows[i][key] for i in order]
         if any(y is None for y in ys):
             continue
-        ys = [y if key.startswith("paper") else 100 * y for y in ys]
-        ax.plot(xs, ys, style, marker="o", color=color, label=label, ms=4)
+        paper = key.startswith("paper")
+        ys = ys if paper else [100 * y for y in ys]
+        ax.plot(xs, ys, style, marker="x" if paper else "o", color=color, alpha=0.4 if paper else 1, label=label, ms=4)
     ax.set_xticks(range(1, 10), [str(b) for b in range(1, 9)] + ["float"])
     ax.set_xlabel("weight bits")
     ax.set_ylabel("accuracy (%)")

@@ -27,3 +27,12 @@ def test_subset_keeps_n_training_speakers_and_every_test_clip(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in dst.rglob("*")}
     common.make_subset(src, dst, train_speakers=3)  # a rerun leaves the folder (and its cache key) alone
     assert {p: p.stat().st_mtime_ns for p in dst.rglob("*")} == before
+
+
+def test_holds_down_to_stops_at_the_first_width_that_falls_off():
+    import quant_bits
+
+    acc = {None: 95.0, 8: 95.0, 7: 94.5, 6: 93.0, 5: 94.8, 4: 10.0}
+    assert quant_bits.holds_down_to(acc, 1.0) == 7  # 5 bits recovers, but 6 already fell off
+    assert quant_bits.holds_down_to(acc, 100.0) == 4
+    assert quant_bits.holds_down_to({None: 95.0, 8: 80.0}, 1.0) is None
