@@ -10,7 +10,8 @@ from kwspi.errors import KwspiError
 from kwspi.features import FeatureConfig
 from kwspi.train.counting import count
 from kwspi.train.model import KwsNet
-from kwspi.train.search import SearchConfig, arch_loss, arch_lr, load_search_checkpoint, search
+from kwspi.train.search import (SearchConfig, arch_loss, arch_lr, fork_warmup, load_search_checkpoint, recalibrate_bn,
+                                search)
 from kwspi.train.search_cli import search_command
 from kwspi.train.space import load_arch
 from kwspi.train.supernet import SuperNet
@@ -106,6 +107,40 @@ def test_resume_gives_the_same_logits_and_weights(tmp_path):
     assert count(KwsNet(arch, N_MFCC, 2), (1, 1, N_MFCC, N_FRAMES)).macs == record["argmax_macs"]
     inherited = load_checkpoint(tmp_path / "b" / "inherited.pt")
     assert inherited["epoch"] == 0 and inherited["arch"] == arch.to_dict()
+
+
+def test_a_forked_warmup_is_the_run_that_warmed_up_itself(tmp_path):
+    """One warm-up serves a whole sweep: forking it into beta 16 gives the straight beta-16 run."""
+    cfg = replace(TINY, beta=16.0)
+    straight, full = tiny_search(cfg, tmp_path / "straight")
+    tiny_search(replace(TINY, beta=0.0, joint_epochs=0, arch_lr=0.0), tmp_path / "warm")
+    warm = load_search_checkpoint(tmp_path / "warm" / "supernet.pt")
+    (tmp_path / "fork").mkdir()
+    torch.save(fork_warmup(warm, cfg, "warm"), tmp_path / "fork" / "supernet.pt")
+    torch.manual_seed(99)
+    forked, history = tiny_search(cfg, tmp_path / "fork", resume=True)
+    assert [r["expected_macs"] for r in history] == [r["expected_macs"] for r in full]
+    for (name, a), b in zip(straight.state_dict().items(), forked.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+    with pytest.raises(KwspiError, match="seed"):
+        fork_warmup(warm, replace(cfg, seed=1), "warm")
+    with pytest.raises(KwspiError, match="finished warm-up of 2"):
+        fork_warmup(warm, replace(cfg, warmup_epochs=2), "warm")
+
+
+def test_recalibrated_bn_statistics_are_those_of_the_path_on_the_given_batches():
+    torch.manual_seed(0)
+    net = SuperNet(N_MFCC, N_FRAMES, 2, 0.125)
+    X, _ = toy(40, 0)
+    path = net.sample(torch.Generator().manual_seed(1))
+    net.sample(torch.Generator().manual_seed(2))  # another path is current; the given one must be used
+    with torch.no_grad():
+        net.train()(X)  # stale statistics from another input
+        recalibrate_bn(net, X, 10, "cpu", path)
+        stem_in = net.stem[0](net.norm(X))  # what the stem's BN sees
+    torch.testing.assert_close(net.stem[1].running_mean, stem_in.mean(dim=(0, 2, 3)), atol=1e-5, rtol=1e-5)
+    assert net.stem[1].momentum == 0.1 and tuple(c.sampled for c in net.cells) == path
 
 
 def test_search_help_has_an_example():

@@ -186,7 +186,34 @@ def _run_epoch(net, opts, loss_fn, data, val, cfg: SearchConfig, epoch: int, dev
                 s["arch_loss"].append(arch_step(net, opts[1], Xv[v].to(device), yv[v].to(device), cfg,
                                                 s["arch_lr"], g_path))
                 s["macs"] = expected_macs(net).item()
+    recalibrate_bn(net, X[order[:RECALIBRATION_EXAMPLES]], cfg.batch_size, device, net.argmax_path())
     return _epoch_record(net, s, val, epoch, warm, lr)
+
+
+RECALIBRATION_EXAMPLES = 2000
+
+
+@torch.no_grad()
+def recalibrate_bn(net: SuperNet, X: torch.Tensor, batch_size: int, device, path: tuple[int, ...]) -> None:
+    """Fresh running BN statistics for the subnet ``path``, from the training batches ``X``.
+
+    An op's running statistics blend every path that ran through it, and each fed it other
+    inputs, so a subnet evaluated with them is at chance. Only evaluation reads running
+    statistics (every search step uses batch statistics), so this changes no search step;
+    the derived net and ``inherited.pt`` get statistics that fit it.
+    """
+    net.set_path(path)
+    layers = [net.stem, net.head, *(cell.ops[cell.sampled] for cell in net.cells)]
+    bns = [m for layer in layers for m in layer.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches below
+    net.train()
+    for start in range(0, len(X), batch_size):
+        net(X[start:start + batch_size].to(device))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
 
 
 def _epoch_record(net: SuperNet, s: dict, val, epoch: int, warm: bool, lr: float) -> dict:
@@ -289,6 +316,28 @@ def inherited_checkpoint(net: SuperNet, cfg: SearchConfig, meta: dict) -> dict:
                           weight_decay=tcfg.weight_decay)
     return {"format": CHECKPOINT_FORMAT, "epoch": 0, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "history": [], "train_config": asdict(tcfg), **meta, "arch": arch.to_dict()}
+
+
+# What the warm-up depends on. beta, the target, the arch lr and the joint epochs only act
+# after it, so one warm-up serves every run of a sweep.
+WARMUP_FIELDS = ("width_mult", "warmup_epochs", "batch_size", "warmup_lr", "momentum", "weight_decay",
+                 "label_smoothing", "seed", "weight_bits", "quant_scheme")
+
+
+def fork_warmup(state: dict, cfg: SearchConfig, path) -> dict:
+    """The search checkpoint ``state`` of a finished warm-up, continued under ``cfg``.
+
+    Every draw of epoch e comes from ``(seed, e)``, so a fork is exactly the run that would
+    have done the same warm-up itself; only the fields in :data:`WARMUP_FIELDS` must agree.
+    """
+    done, wanted = state["epoch"], cfg.warmup_epochs
+    if done != wanted:
+        raise KwspiError(f"{path}: holds {done} epochs; a finished warm-up of {wanted} epochs is needed")
+    theirs = state["search_config"]
+    changed = sorted(k for k in WARMUP_FIELDS if theirs.get(k) != getattr(cfg, k))
+    if changed:
+        raise KwspiError(f"{path}: was warmed up with other options; these differ: {', '.join(changed)}")
+    return {**state, "search_config": asdict(cfg)}
 
 
 def load_search_checkpoint(path) -> dict:

@@ -20,9 +20,10 @@ from kwspi.features import FeatureConfig
 from kwspi.train.augment import AugmentConfig
 from kwspi.train.data import load_split
 from kwspi.train.model import set_input_stats
-from kwspi.train.search import (ARCH_NAME, INHERITED_NAME, SUPERNET_NAME, SearchConfig, load_search_checkpoint,
-                                search)
+from kwspi.train.search import (ARCH_NAME, INHERITED_NAME, SUPERNET_NAME, SearchConfig, fork_warmup,
+                                load_search_checkpoint, search)
 from kwspi.train.supernet import SuperNet
+from kwspi.train.train import save_checkpoint
 from kwspi.train.train_cli import epoch_tensors, parse_keywords, run_options
 
 log = logging.getLogger(__name__)
@@ -41,15 +42,21 @@ log = logging.getLogger(__name__)
               help="Width multiplier w: cells have round8(72 w) channels, the head round8(144 w).")
 @click.option("--warmup-epochs", type=click.IntRange(min=0), default=40, show_default=True,
               help="Epochs of weights only, on uniformly sampled paths.")
+@click.option("--warmup-lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
+              help="Peak learning rate of the warm-up (cosine to 0).")
 @click.option("--epochs", type=click.IntRange(min=0), default=120, show_default=True,
               help="Joint epochs (weights and architecture) after the warm-up.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--arch-lr", type=click.FloatRange(min=0), default=4e-3, show_default=True,
               help="Peak architecture learning rate (Adam), reached at the last epoch.")
 @run_options(default_scheme="paper")
+@click.option("--warmup-from", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Start from the supernet.pt of a finished warm-up (a search run with --epochs 0) instead of "
+                   "warming up again; its warm-up options and seed must match.")
 @click.option("--resume", is_flag=True, help="Continue the search in --out where it stopped.")
-def search_command(data, out, beta, target_macs, width_mult, warmup_epochs, epochs, batch_size, arch_lr, n_mfcc,
-                   bits, float_weights, quant_scheme, views, no_augment, keywords, seed, device, cache_dir, resume):
+def search_command(data, out, beta, target_macs, width_mult, warmup_epochs, warmup_lr, epochs, batch_size, arch_lr,
+                   n_mfcc, bits, float_weights, quant_scheme, views, no_augment, keywords, seed, device, cache_dir,
+                   warmup_from, resume):
     """Search an architecture with ProxylessNAS under a MACs target, as the paper.
 
     A supernet of twelve cells (18 MBConv candidates each, plus 'zero' from cell
@@ -68,6 +75,8 @@ def search_command(data, out, beta, target_macs, width_mult, warmup_epochs, epoc
     Example:
       kwspi search --data data/synth --out runs/search --beta 4 --width-mult 0.5 --warmup-epochs 5 --epochs 15
       kwspi search --data speech_commands_v0.01 --out runs/nas-b8 --n-mfcc 20 --beta 8
+      kwspi search --data data/synth --out runs/warm --epochs 0      # one warm-up ...
+      kwspi search --data data/synth --out runs/b16 --beta 16 --warmup-from runs/warm/supernet.pt  # ... many betas
       mkdir runs/nas-b8-retrain && cp runs/nas-b8/inherited.pt runs/nas-b8-retrain/checkpoint.pt
       kwspi train runs/nas-b8/arch.json --data speech_commands_v0.01 --out runs/nas-b8-retrain \\
           --n-mfcc 20 --quant-scheme paper --resume
@@ -75,11 +84,18 @@ def search_command(data, out, beta, target_macs, width_mult, warmup_epochs, epoc
     cfg = FeatureConfig(n_mfcc=n_mfcc)
     task = gsc.TaskSpec(keywords=parse_keywords(keywords))
     scfg = SearchConfig(width_mult=width_mult, beta=beta, target_macs=target_macs, warmup_epochs=warmup_epochs,
-                        joint_epochs=epochs, batch_size=batch_size, arch_lr=arch_lr, seed=seed, device=device,
+                        warmup_lr=warmup_lr, joint_epochs=epochs, batch_size=batch_size, arch_lr=arch_lr, seed=seed,
+                        device=device,
                         weight_bits=None if float_weights else bits, quant_scheme=quant_scheme)
     checkpoint = out / SUPERNET_NAME
     if checkpoint.exists() and not resume:
         raise KwspiError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
+    if warmup_from is not None and not checkpoint.exists():
+        state = load_search_checkpoint(warmup_from)
+        _check_same_data(state, cfg, data, warmup_from)
+        out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(checkpoint, fork_warmup(state, scfg, warmup_from))
+        resume = True
     if resume and checkpoint.exists():
         _check_same_search(load_search_checkpoint(checkpoint), cfg, scfg, checkpoint)
     aug = None if no_augment else AugmentConfig()
@@ -97,6 +113,11 @@ def search_command(data, out, beta, target_macs, width_mult, warmup_epochs, epoc
     if last:
         click.echo(f"{out / ARCH_NAME}: {' '.join(last['arch'])} ({last['argmax_macs'] / 1e6:.2f} M MACs, "
                    f"E[MACs] {last['expected_macs'] / 1e6:.2f} M); inherited weights in {out / INHERITED_NAME}")
+
+
+def _check_same_data(state: dict, cfg: FeatureConfig, data: Path, path: Path) -> None:
+    if state["features"] != cfg.to_json() or state["data"] != str(data.resolve()):
+        raise KwspiError(f"{path}: was warmed up on other data or another front end than --data and --n-mfcc")
 
 
 def _check_same_search(state: dict, cfg: FeatureConfig, scfg: SearchConfig, path: Path) -> None:
