@@ -43,7 +43,9 @@ def parse_keywords(value: str | None) -> tuple[str, ...]:
 
 
 def epoch_tensors(fs, epoch: int = 0):
-    return torch.from_numpy(np.ascontiguousarray(fs.features_for_epoch(epoch))), torch.from_numpy(fs.labels)
+    # The cache hands out read-only memory maps; torch wants arrays it may write to.
+    features = np.require(fs.features_for_epoch(epoch), requirements=("C", "W"))
+    return torch.from_numpy(features), torch.from_numpy(np.require(fs.labels, requirements=("C", "W")))
 
 
 def run_options(default_scheme: str):
