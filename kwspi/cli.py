@@ -26,6 +26,8 @@ LAZY_COMMANDS = {
     "train": ("kwspi.train.train_cli:train", "Train a network: an architecture JSON file or a baseline name."),
     "export": ("kwspi.train.train_cli:export", "Export a training checkpoint to a self-describing int8 ONNX model."),
     "search": ("kwspi.train.search_cli:search_command", "Search an architecture (ProxylessNAS) under a MACs target."),
+    "sweep": ("kwspi.train.sweep_cli:sweep",
+              "Search over beta, retrain, export and compare with DS-CNN (the paper's sweep)."),
     "synth-stream": ("kwspi.train.stream_cli:synth_stream",
                      "Synthesize a long spoken audio stream over noise, with a truth CSV."),
     "demo": ("kwspi.train.stream_cli:demo", "Spot keywords in a synthesized stream and compare with what was said."),
