@@ -53,6 +53,7 @@ def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, voices, exclude_voic
     Example:
       kwspi synth-stream stream.wav --seconds 120 --exclude-voices en-029,en-gb-scotland
       kwspi synth-stream negative.wav --seconds 3600 --negative --snr-db 10
+      kwspi eval-stream --input negative.wav --truth negative.csv --sweep-thresholds
     """
     config = _stream.StreamConfig(seconds=seconds, snr_db=snr_db, seed=seed, negative=negative,
                                   **_voice_options(voices, exclude_voices))
