@@ -6,7 +6,8 @@
 # with debootstrap, runs it under qemu-user-static, installs kwspi there WITHOUT torch from
 # aarch64 wheels, runs `kwspi listen --input --json` with the bundled model on a synthesized
 # test stream, and compares the detections with the x86 ones (same labels at the same
-# times; scores within SCORE_TOL). Exit status 0 only when they agree.
+# times; scores within SCORE_TOL). Exit status 0 only when they agree. stdout carries only
+# the final JSON report; progress and logs go to stderr.
 #
 # Not in CI: it needs root and takes about a quarter of an hour (most of it the emulated
 # debootstrap second stage). Emulated timings say nothing about a Pi; this checks
@@ -27,7 +28,9 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECONDS_OF_AUDIO=${SECONDS_OF_AUDIO:-30}
 SCORE_TOL=${SCORE_TOL:-0.01}
 WORK=$ROOT/kwspi-check           # shared between host and chroot; /kwspi-check inside
-step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS" >&2; }
+# Keep stdout for the final JSON report (fd 3); every tool's chatter goes to stderr.
+exec 3>&1 1>&2
+step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
 
 [ "$(id -u)" = 0 ] || { echo "arm_check.sh: needs root (debootstrap, chroot, binfmt_misc)" >&2; exit 2; }
 
@@ -89,7 +92,7 @@ for tag in manylinux_2_36_aarch64 manylinux_2_34_aarch64 manylinux_2_28_aarch64 
 done
 "$PYTHON" -m pip download -q --only-binary=:all: "${platforms[@]}" --python-version "$PYVER" \
     --implementation cp --find-links "$WORK/wheels" -d "$WORK/wheels" "$WORK"/wheels/kwspi-*.whl
-ls "$WORK/wheels" >&2
+ls "$WORK/wheels"
 
 step "install the runtime in the chroot (emulated)"
 in_root rm -rf /opt/kwspi
@@ -101,7 +104,7 @@ fi
 in_root /opt/kwspi/bin/pip list 2>/dev/null | grep -i -E 'kwspi|onnxruntime|numpy|scipy' >&2 || true
 
 step "test stream and x86 detections (host)"
-"$REPO/.venv/bin/kwspi" synth-stream "$WORK/stream.wav" --seconds "$SECONDS_OF_AUDIO" --seed 7 >&2
+"$REPO/.venv/bin/kwspi" synth-stream "$WORK/stream.wav" --seconds "$SECONDS_OF_AUDIO" --seed 7
 "$REPO/.venv/bin/kwspi" listen --input "$WORK/stream.wav" --json > "$WORK/x86.jsonl"
 
 step "aarch64 detections (emulated)"
@@ -110,7 +113,7 @@ in_root /opt/kwspi/bin/kwspi listen --input /kwspi-check/stream.wav --json \
     > "$WORK/arm64.jsonl" 2> "$WORK/arm64.stderr" || { cat "$WORK/arm64.stderr" >&2; exit 1; }
 
 step "compare"
-"$PYTHON" - "$WORK/x86.jsonl" "$WORK/arm64.jsonl" "$SCORE_TOL" <<'EOF'
+"$PYTHON" - "$WORK/x86.jsonl" "$WORK/arm64.jsonl" "$SCORE_TOL" >&3 <<'EOF'
 import json, sys
 
 x86, arm, tol = sys.argv[1], sys.argv[2], float(sys.argv[3])
