@@ -103,7 +103,8 @@ def plan(cfg: SweepConfig) -> list[Step]:
         n_mfcc = str(c)
         for w in cfg.width_mults if cfg.betas else ():
             search = [*common, "--n-mfcc", n_mfcc, "--width-mult", f"{w:g}", "--warmup-epochs",
-                      str(cfg.warmup_epochs), "--warmup-lr", f"{cfg.warmup_lr:g}", "--target-macs", f"{cfg.target_macs:g}"]
+                      str(cfg.warmup_epochs), "--warmup-lr", f"{cfg.warmup_lr:g}",
+                      "--target-macs", f"{cfg.target_macs:g}"]
             warm_name = f"warmup-w{w:g}-c{c}"
             warm = cfg.runs / warm_name
             steps.append(Step(warm_name, ("search", "--out", str(warm), "--epochs", "0", *search, "--resume"),
@@ -162,7 +163,7 @@ def run_plan(steps: list[Step], logs: Path, jobs: int = 1, gpus: int = 0, echo=p
                     break
                 waiting.remove(ready)
                 log_path = logs / (ready.name.replace("/", "--") + ".log")
-                with open(log_path, "w") as out:
+                with open(log_path, "a") as out:  # a resumed step keeps the log of its first try
                     process = subprocess.Popen(command(ready.argv), stdout=out, stderr=subprocess.STDOUT,
                                                env=_slot_env(slot, threads, gpus))
                 running[slot] = (ready, process, time.monotonic())

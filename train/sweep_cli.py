@@ -78,7 +78,8 @@ def sweep(data, runs, results, betas, width_mults, n_mfccs, baselines, target_ma
                       n_mfccs=tuple(int(n) for n in _floats(n_mfccs)), baselines=parse_names(baselines),
                       target_macs=target_macs, warmup_epochs=warmup_epochs, warmup_lr=warmup_lr,
                       search_epochs=search_epochs,
-                      retrain_epochs=retrain_epochs, batch_size=batch_size, seed=seed, keywords=parse_names(keywords) or (),
+                      retrain_epochs=retrain_epochs, batch_size=batch_size, seed=seed,
+                      keywords=parse_names(keywords) or (),
                       eval_data=tuple(eval_data),
                       dataset_name=dataset_name)
     steps = plan(cfg)

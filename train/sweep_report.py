@@ -87,7 +87,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")  # files only; a Pi or a server has no display
     import matplotlib.pyplot as plt
 
-    keys = [("accuracy_heldout_speakers", "held-out speakers"), ("accuracy_heldout_families", "held-out voice families")]
+    keys = [("accuracy_heldout_speakers", "held-out speakers"),
+            ("accuracy_heldout_families", "held-out voice families")]
     keys = [(k, label) for k, label in keys if any(r[k] is not None for r in rows)]
     fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4.5), squeeze=False)
     for ax, (key, label) in zip(axes[0], keys):
