@@ -188,3 +188,79 @@ def test_augment_module_does_not_import_torch():
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert "torch" not in imported and "numpy" in imported
+
+
+# --- beyond the paper: speed, reverb, eq, SNR range, SpecAugment ---------------------
+
+def only(**on):
+    """A config with just the named steps on."""
+    return AugmentConfig(time_shift=False, background_noise=False, **on)
+
+
+def peak_hz(x) -> float:
+    return float(np.argmax(np.abs(np.fft.rfft(x))) * RATE / len(x))
+
+
+def test_the_papers_config_keeps_its_json_and_hash_after_the_extras_were_added():
+    # Cached features and stored checkpoints are keyed by this; the extras must not change it.
+    assert AugmentConfig().to_json() == ('{"augment_version":1,"background_noise":true,"noise_max":0.1,'
+                                         '"noise_mix":"paper","noise_prob":0.8,"shift_ms":100,"time_shift":true}')
+    extra = augment.with_extras(["speed", "reverb", "eq", "snr", "specaugment"])
+    assert AugmentConfig.from_json(extra.to_json()) == extra and extra.hash() != AugmentConfig().hash()
+    assert AugmentConfig.from_json(AugmentConfig(rt60_s=(0.2, 0.3)).to_json()).rt60_s == (0.2, 0.3)
+    with pytest.raises(ValueError, match="loud"):
+        augment.with_extras(["loud"])
+
+
+def test_speed_moves_the_pitch_by_the_drawn_factor_and_keeps_the_length():
+    x = np.sin(2 * np.pi * 500 * np.arange(N) / RATE).astype(np.float32) * 0.5
+    cfg = only(speed=True, speed_range=0.2)
+    for seed in range(3):
+        factor = np.random.default_rng(seed).uniform(0.8, 1.2)  # the step's first draw
+        y = augment_waveform(x, np.random.default_rng(seed), cfg, AugmentResources(RATE))
+        assert y.shape == x.shape and y.dtype == np.float32
+        assert peak_hz(y[N // 4: 3 * N // 4]) == pytest.approx(500 * factor, abs=5)
+
+
+def test_eq_gains_stay_within_the_range_and_zero_db_is_the_identity():
+    x = np.random.default_rng(0).standard_normal(N).astype(np.float32) * 0.05
+    flat = augment_waveform(x, np.random.default_rng(1), only(eq=True, eq_db=0.0), AugmentResources(RATE))
+    np.testing.assert_allclose(flat, x, atol=1e-6)
+    y = augment_waveform(x, np.random.default_rng(1), only(eq=True, eq_db=6.0), AugmentResources(RATE))
+    gain_db = 20 * np.log10(np.abs(np.fft.rfft(y))[1:] / np.abs(np.fft.rfft(x))[1:])
+    assert gain_db.max() <= 6.01 and gain_db.min() >= -6.01 and np.ptp(gain_db) > 1.0
+
+
+def test_reverb_adds_a_decaying_tail_at_the_same_loudness():
+    x = np.zeros(N, np.float32)
+    x[1000:2600] = np.sin(np.arange(1600) * 0.3) * 0.5  # 0.1 s burst, then silence
+    y = augment_waveform(x, np.random.default_rng(0), only(reverb=True, reverb_prob=1.0, rt60_s=(0.4, 0.4)),
+                         AugmentResources(RATE))
+    assert augment.rms(y) == pytest.approx(augment.rms(x), rel=1e-3)
+    tail_early, tail_late = np.abs(y[2800:4400]).mean(), np.abs(y[8000:9600]).mean()
+    assert tail_early > 1e-3 and tail_late < tail_early / 10  # 0.1 s vs ~0.4 s after the burst
+    h = augment.room_impulse(np.random.default_rng(0), 0.5, RATE)
+    assert len(h) == RATE // 2 and h[0] == 1.0
+
+
+def test_noise_at_a_drawn_snr_has_that_snr():
+    x = np.sin(np.arange(N) * 0.05).astype(np.float32) * 0.1
+    noise = np.random.default_rng(0).standard_normal(3 * N).astype(np.float32)
+    mixed = augment.mix_at_snr(x, noise[:N], 12.0)
+    assert 20 * np.log10(augment.rms(x) / augment.rms(mixed - x)) == pytest.approx(12.0, abs=0.01)
+    cfg = AugmentConfig(time_shift=False, noise_prob=1.0, noise_mix="snr", snr_db=(5.0, 5.0))
+    y = augment_waveform(x, np.random.default_rng(3), cfg, AugmentResources(RATE, (noise,)))
+    assert 20 * np.log10(augment.rms(x) / augment.rms(y - x)) == pytest.approx(5.0, abs=0.01)
+
+
+def test_spec_augment_masks_runs_with_the_coefficient_mean():
+    f = np.random.default_rng(0).standard_normal((10, 49)).astype(np.float32)
+    before = f.copy()
+    cfg = AugmentConfig(spec_augment=True, time_masks=1, time_mask_frames=8, freq_masks=0)
+    changed = [augment.spec_augment(f, np.random.default_rng(s), cfg) for s in range(20)]
+    means = f.mean(axis=1, keepdims=True)
+    for g in changed:
+        cols = np.flatnonzero((g != f).any(axis=0))
+        assert len(cols) <= 8 and (len(cols) == 0 or np.ptp(cols) == len(cols) - 1)  # one run of frames
+        np.testing.assert_allclose(g[:, cols], np.broadcast_to(means, (10, len(cols))))
+    assert any((g != f).any() for g in changed) and np.array_equal(f, before)

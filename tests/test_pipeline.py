@@ -12,6 +12,7 @@ from kwspi.cli import main
 from kwspi.evaluate import split_features, task_for
 from kwspi.modelinfo import open_session
 from kwspi.train.synth import SynthConfig, synthesize_dataset
+from kwspi.train.train import load_checkpoint
 from kwspi.train.train_cli import restore
 
 
@@ -51,6 +52,13 @@ def test_refuses_to_overwrite_or_resume_with_other_options(trained):
     assert result.exit_code == 2 and "--resume" in result.output
     result = CliRunner().invoke(main, args + ["--epochs", "5", "--resume"])
     assert result.exit_code == 2 and "epochs" in result.output
+    epochs = ["--epochs", str(load_checkpoint(run / "checkpoint.pt")["train_config"]["epochs"])]
+    result = CliRunner().invoke(main, args + epochs + ["--resume", "--augment", "reverb"])
+    assert result.exit_code == 2 and "augmentation" in result.output
+    result = CliRunner().invoke(main, args + epochs + ["--augment", "loud"])
+    assert result.exit_code == 2 and "unknown augmentation loud" in result.output
+    result = CliRunner().invoke(main, args + epochs + ["--augment", "eq", "--no-augment"])
+    assert result.exit_code == 2 and "exclude each other" in result.output
 
 
 def test_int8_model_agrees_with_the_checkpoint_on_test_clips(trained):

@@ -17,14 +17,13 @@ import torch
 from kwspi import gsc
 from kwspi.errors import KwspiError
 from kwspi.features import FeatureConfig
-from kwspi.train.augment import AugmentConfig
 from kwspi.train.data import load_split
 from kwspi.train.model import set_input_stats
 from kwspi.train.search import (ARCH_NAME, INHERITED_NAME, SUPERNET_NAME, SearchConfig, fork_warmup,
                                 load_search_checkpoint, search)
 from kwspi.train.supernet import SuperNet
 from kwspi.train.train import save_checkpoint
-from kwspi.train.train_cli import epoch_tensors, parse_keywords, run_options
+from kwspi.train.train_cli import augment_config, epoch_tensors, parse_keywords, run_options
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +54,8 @@ log = logging.getLogger(__name__)
                    "warming up again; its warm-up options and seed must match.")
 @click.option("--resume", is_flag=True, help="Continue the search in --out where it stopped.")
 def search_command(data, out, beta, target_macs, width_mult, warmup_epochs, warmup_lr, epochs, batch_size, arch_lr,
-                   n_mfcc, bits, float_weights, quant_scheme, views, no_augment, keywords, seed, device, cache_dir,
-                   warmup_from, resume):
+                   n_mfcc, bits, float_weights, quant_scheme, views, no_augment, extra_augment, keywords, seed,
+                   device, cache_dir, warmup_from, resume):
     """Search an architecture with ProxylessNAS under a MACs target, as the paper.
 
     A supernet of twelve cells (18 MBConv candidates each, plus 'zero' from cell
@@ -98,7 +97,7 @@ def search_command(data, out, beta, target_macs, width_mult, warmup_epochs, warm
         resume = True
     if resume and checkpoint.exists():
         _check_same_search(load_search_checkpoint(checkpoint), cfg, scfg, checkpoint)
-    aug = None if no_augment else AugmentConfig()
+    aug = augment_config(no_augment, extra_augment)
     train_set = load_split(data, "training", cfg, task, aug, views or None, seed, cache_dir, progress=True)
     val_set = load_split(data, "validation", cfg, task, None, None, seed, cache_dir, progress=True)
 

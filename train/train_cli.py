@@ -22,7 +22,7 @@ from kwspi.evaluate import task_for
 from kwspi.features import FeatureConfig
 from kwspi.metrics import classification_report
 from kwspi.modelinfo import ModelInfo
-from kwspi.train.augment import AugmentConfig
+from kwspi.train.augment import EXTRA_AUGMENTATIONS, AugmentConfig, with_extras
 from kwspi.train.cli import parse_names
 from kwspi.train.counting import count
 from kwspi.train.data import DEFAULT_VIEWS, load_split
@@ -48,6 +48,21 @@ def epoch_tensors(fs, epoch: int = 0):
     return torch.from_numpy(features), torch.from_numpy(np.require(fs.labels, requirements=("C", "W")))
 
 
+def _extra_augment(ctx, param, value) -> tuple[str, ...]:
+    names = parse_names(value) or ()
+    try:
+        with_extras(names)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    return names
+
+
+def augment_config(no_augment: bool, extra: tuple[str, ...]) -> AugmentConfig | None:
+    if no_augment and extra:
+        raise KwspiError("--no-augment and --augment exclude each other")
+    return None if no_augment else with_extras(extra)
+
+
 def run_options(default_scheme: str):
     """The options ``kwspi train`` and ``kwspi search`` share: front end, quantization, data."""
     options = [
@@ -62,6 +77,9 @@ def run_options(default_scheme: str):
         click.option("--views", type=click.IntRange(min=0), default=DEFAULT_VIEWS, show_default=True,
                      help="Augmented views cached per clip; 0 computes fresh augmentation every epoch."),
         click.option("--no-augment", is_flag=True, help="No time shift and no background noise."),
+        click.option("--augment", "extra_augment", default=None, metavar="NAMES", callback=_extra_augment,
+                     help="Augmentations beyond the paper's, comma-separated: "
+                          + ", ".join(EXTRA_AUGMENTATIONS) + " (for voices and channels never heard)."),
         click.option("--keywords", default=None, help="Comma-separated keywords. [default: the 10 GSC keywords]"),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
@@ -92,7 +110,7 @@ def run_options(default_scheme: str):
               help="Start from these weights, e.g. OUT/inherited.pt of `kwspi search` (the paper's retraining).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
 def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weights, quant_scheme, views,
-          no_augment, keywords, seed, device, cache_dir, init_from, resume):
+          no_augment, extra_augment, keywords, seed, device, cache_dir, init_from, resume):
     """Train a network: an architecture JSON file (e.g. from `kwspi search`) or a
     baseline name (dscnn-s, dscnn-m, dscnn-l).
 
@@ -110,12 +128,15 @@ def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weig
     task = gsc.TaskSpec(keywords=parse_keywords(keywords))
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                        weight_bits=None if float_weights else bits, quant_scheme=quant_scheme)
+    aug = augment_config(no_augment, extra_augment)
     checkpoint = out / CHECKPOINT_NAME
     if checkpoint.exists() and not resume:
         raise KwspiError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
     if resume and checkpoint.exists():
-        check_same_run(load_checkpoint(checkpoint), arch, cfg, tcfg, checkpoint)
-    aug = None if no_augment else AugmentConfig()
+        state = load_checkpoint(checkpoint)
+        check_same_run(state, arch, cfg, tcfg, checkpoint)
+        if state.get("augment") != (aug.to_json() if aug else None):
+            raise KwspiError(f"{checkpoint}: was trained with other augmentation; resume needs the same --augment")
     train_set = load_split(data, "training", cfg, task, aug, views or None, seed, cache_dir, progress=True)
     val_set = _optional_split(data, "validation", cfg, task, seed, cache_dir)
 
