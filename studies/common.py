@@ -175,23 +175,26 @@ def load_splits(subset: Path, heldout: str | None, cfg: FeatureConfig, scale: Sc
 # Training and measuring
 
 
-def checkpoint_for(work: Path, scale: Scale, cfg: FeatureConfig, wq: WeightQuant | None) -> Path:
+def checkpoint_for(work: Path, scale: Scale, cfg: FeatureConfig, wq: WeightQuant | None,
+                   from_float: bool = False) -> Path:
     """Where one run's checkpoint lives. Both studies use this naming, so the n-mfcc study's
     10-cepstra, 8-bit run is the quant study's 8-bit QAT run, trained once."""
     a = Arch.from_dict(scale.arch)
     tag = (f"w{a.width_mult}-s{scale.train_speakers}-e{scale.epochs}-v{scale.views}-b{scale.batch_size}"
            f"-lr{scale.lr}-seed{scale.seed}")
-    kind = "float" if wq is None else f"qat{wq.bits}-{wq.scheme}"
+    kind = "float" if wq is None else f"qat{wq.bits}-{wq.scheme}" + ("-from-float" if from_float else "")
     return work / "runs" / tag / f"mfcc{cfg.n_mfcc}-{kind}.pt"
 
 
-def train_run(splits: Splits, cfg: FeatureConfig, scale: Scale, wq: WeightQuant | None, work: Path):
+def train_run(splits: Splits, cfg: FeatureConfig, scale: Scale, wq: WeightQuant | None, work: Path,
+              init: torch.nn.Module | None = None):
     """Train (or resume, or just load) one network; returns ``(model, cpu_seconds)``.
 
     ``wq=None`` trains float weights. The recipe is the paper's (TrainConfig's defaults)
-    apart from the epoch count.
+    apart from the epoch count. ``init``: start from this trained float network's weights
+    instead of a fresh initialisation (the paper's QAT retraining started from trained weights).
     """
-    checkpoint = checkpoint_for(work, scale, cfg, wq)
+    checkpoint = checkpoint_for(work, scale, cfg, wq, from_float=init is not None)
     tcfg = TrainConfig(epochs=scale.epochs, batch_size=scale.batch_size, lr=scale.lr, seed=scale.seed,
                        weight_bits=wq.bits if wq else None, quant_scheme=wq.scheme if wq else "paper",
                        device="cpu")
@@ -200,6 +203,8 @@ def train_run(splits: Splits, cfg: FeatureConfig, scale: Scale, wq: WeightQuant 
     model = build_model(arch, cfg.n_mfcc, cfg.n_frames, len(splits.train.label_names))
     X0, _ = epoch_tensors(splits.train)
     set_input_stats(model, X0.mean(dim=(0, 1, 3)), X0.std(dim=(0, 1, 3)))
+    if init is not None:
+        model.load_state_dict(init.state_dict())  # fit(resume=True) overrides it once a checkpoint exists
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
         if state["train_config"] != asdict(tcfg) or state["features"] != cfg.to_json():

@@ -37,12 +37,18 @@ PAPER_QAT = {None: 95.60, 8: 95.60, 7: 95.97, 6: 95.19, 5: 95.71, 4: 95.64, 3: 9
 PAPER_ROUNDING = {None: 95.35, 8: 95.42, 7: 95.48, 6: 95.09, 5: 95.16, 4: 93.63, 3: 70.99, 2: 8.70, 1: 8.15}
 
 
-def run(splits: Splits, cfg: FeatureConfig, scale: Scale, work: Path, bits_list) -> tuple[list[dict], float]:
-    """One row per bit width (``None`` = float); returns the rows and the training CPU time."""
+def run(splits: Splits, cfg: FeatureConfig, scale: Scale, work: Path, bits_list,
+        from_float: bool = False) -> tuple[list[dict], float]:
+    """One row per bit width (``None`` = float); returns the rows and the training CPU time.
+
+    ``from_float``: QAT starts from the trained float network (another ``epochs`` of
+    training on top of it) instead of from scratch.
+    """
     float_model, cpu = common.train_run(splits, cfg, scale, None, work)
     rows = [row(None, float_model, float_model, splits, cfg)]
     for bits in bits_list:
-        qat_model, seconds = common.train_run(splits, cfg, scale, WeightQuant(bits, "paper"), work)
+        init = copy.deepcopy(float_model) if from_float else None
+        qat_model, seconds = common.train_run(splits, cfg, scale, WeightQuant(bits, "paper"), work, init)
         cpu += seconds
         rounded = round_weights_(copy.deepcopy(float_model), bits)
         rows.append(row(bits, qat_model, rounded, splits, cfg))
@@ -64,7 +70,10 @@ def row(bits, qat_model, rounded_model, splits: Splits, cfg: FeatureConfig) -> d
     }
 
 
-def markdown(rows: list[dict], scale: Scale, sizes: dict, cpu: float, command: str) -> str:
+def markdown(rows: list[dict], scale: Scale, sizes: dict, cpu: float, command: str, from_float: bool) -> str:
+    start = ("QAT networks start from the trained float network and train another "
+             f"{scale.epochs} epochs at b bits (the paper's retraining also started from trained weights)."
+             if from_float else "QAT networks start from a fresh initialisation, like the float one.")
     lines = [
         "# Weight bits: quantization-aware training vs post-training rounding",
         "",
@@ -73,7 +82,7 @@ def markdown(rows: list[dict], scale: Scale, sizes: dict, cpu: float, command: s
         "(per tensor, fixed range [-1, 1], every conv and the classifier). Rounding: the float network's conv "
         "weights rounded after training (per tensor, min/max, 2^b levels; classifier float; BN untouched), as "
         "the paper's comparison did. The paper's columns are GSC v0.01 test accuracy of its own searched net "
-        "(`Quantization_comparison.ods`): they show the shape to expect, not numbers to match.",
+        "(`Quantization_comparison.ods`): they show the shape to expect, not numbers to match. " + start,
         "",
         "| weight bits | weight bytes | QAT test | QAT held-out families | rounding test "
         "| rounding held-out families | paper QAT (GSC) | paper rounding (GSC) |",
@@ -109,7 +118,8 @@ def summary(rows: list[dict]) -> str:
     def held(key, scale=100.0):
         acc = {r["bits"]: scale * r[key] for r in rows if r[key] is not None}
         b = holds_down_to(acc, 1.0)
-        return "not even at 8 bits" if b is None else f"down to {b} bit{'s' if b > 1 else ''}"
+        top = max(b for b in acc if b is not None)
+        return f"not even at {top} bits" if b is None else f"down to {b} bit{'s' if b > 1 else ''}"
 
     worst_round = min((r for r in rows if r["bits"] is not None), key=lambda r: r["rounding_test"])
     worst_qat = min((r for r in rows if r["bits"] is not None), key=lambda r: r["qat_test"])
@@ -159,16 +169,21 @@ def main(argv=None) -> None:
     parser = common.make_parser(__doc__, "quant_bits.py")
     parser.add_argument("--bits", default=",".join(map(str, ALL_BITS)),
                         help="comma-separated weight bits for the QAT and rounding rows")
+    parser.add_argument("--qat-from-float", action="store_true",
+                        help="start each QAT run from the trained float network, as the paper retrained "
+                             "from trained weights (results go to quant-bits-from-float.*)")
     args = parser.parse_args(argv)
     scale = common.start(args)
     bits_list = [int(b) for b in args.bits.split(",")]
     cfg = FeatureConfig(n_mfcc=10)
     subset = common.make_subset(args.data, args.work / f"subset-{args.train_speakers}", args.train_speakers)
     splits = common.load_splits(subset, scale.heldout, cfg, scale)
-    rows, cpu = run(splits, cfg, scale, args.work, bits_list)
-    command = common.rerun_command("quant_bits.py", args, f"--bits {args.bits}")
+    rows, cpu = run(splits, cfg, scale, args.work, bits_list, args.qat_from_float)
+    extra = f"--bits {args.bits}" + (" --qat-from-float" if args.qat_from_float else "")
+    command = common.rerun_command("quant_bits.py", args, extra)
     sizes = common.split_sizes(splits)
-    common.write_results(args.out, NAME, markdown(rows, scale, sizes, cpu, command), plot(rows),
+    name = NAME + ("-from-float" if args.qat_from_float else "")
+    common.write_results(args.out, name, markdown(rows, scale, sizes, cpu, command, args.qat_from_float), plot(rows),
                          command, scale, sizes, cpu, rows)
 
 
