@@ -55,6 +55,10 @@ def test_refuses_to_overwrite_or_resume_with_other_options(trained):
     epochs = ["--epochs", str(load_checkpoint(run / "checkpoint.pt")["train_config"]["epochs"])]
     result = CliRunner().invoke(main, args + epochs + ["--resume", "--augment", "reverb"])
     assert result.exit_code == 2 and "augmentation" in result.output
+    result = CliRunner().invoke(main, args + epochs + ["--resume", "--unknown-fraction", "0.5"])
+    assert result.exit_code == 2 and "--unknown-fraction" in result.output
+    result = CliRunner().invoke(main, args + epochs + ["--resume", "--label-smoothing", "0"])
+    assert result.exit_code == 2 and "label_smoothing" in result.output
     result = CliRunner().invoke(main, args + epochs + ["--augment", "loud"])
     assert result.exit_code == 2 and "unknown augmentation loud" in result.output
     result = CliRunner().invoke(main, args + epochs + ["--augment", "eq", "--no-augment"])

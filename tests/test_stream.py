@@ -33,6 +33,15 @@ def test_phrases_hold_exactly_their_keyword_and_other_text_none():
         assert stream.keyword_tokens(text, gsc.KEYWORDS) == [], text
 
 
+def test_training_confusables_are_never_spoken_in_a_stream():
+    texts = (stream.SENTENCES + stream.CONFUSABLE_SENTENCES + stream.CONFUSABLE_WORDS + stream.GENERIC_PHRASES
+             + tuple(p for ps in stream.KEYWORD_PHRASES.values() for p in ps))
+    spoken = {word for text in texts for word in text.lower().split()}
+    training = set(stream.TRAINING_CONFUSABLES)
+    assert len(training) == len(stream.TRAINING_CONFUSABLES) and not training & spoken
+    assert not training & set(gsc.WORDS_V2)  # nor a GSC word, keyword or not
+
+
 def test_config_errors_are_user_errors():
     with pytest.raises(stream.StreamError, match="too short"):
         StreamConfig(seconds=3).check()

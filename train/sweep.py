@@ -125,8 +125,9 @@ def plan(cfg: SweepConfig) -> list[Step]:
 
 
 def _slot_env(slot: int, threads: int, gpus: int) -> dict[str, str]:
-    """Threads per CPU job; on a machine with GPUs, one job per GPU."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    """Threads per CPU job (unless OMP_NUM_THREADS says otherwise); one job per GPU."""
+    threads = os.environ.get("OMP_NUM_THREADS", str(threads))
+    env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
     return env

@@ -106,11 +106,18 @@ def run_options(default_scheme: str):
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True,
               help="Initial learning rate (cosine decay to 0 per iteration).")
 @run_options(default_scheme="channel")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="The paper's 0.1 caps a confident score near 0.91; 0 lets a detector's threshold use the whole "
+                   "range up to 1.")
+@click.option("--unknown-fraction", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="Training examples of the unknown class per keyword example (the paper: 0.1). More teaches the "
+                   "model what is not a keyword, e.g. confusable words, at the cost of keyword recall.")
 @click.option("--init-from", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Start from these weights, e.g. OUT/inherited.pt of `kwspi search` (the paper's retraining).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
 def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weights, quant_scheme, views,
-          no_augment, extra_augment, keywords, seed, device, cache_dir, init_from, resume):
+          no_augment, extra_augment, keywords, seed, device, cache_dir, label_smoothing, unknown_fraction, init_from,
+          resume):
     """Train a network: an architecture JSON file (e.g. from `kwspi search`) or a
     baseline name (dscnn-s, dscnn-m, dscnn-l).
 
@@ -125,9 +132,10 @@ def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weig
     """
     arch = load_arch(arch_spec)
     cfg = FeatureConfig(n_mfcc=n_mfcc)
-    task = gsc.TaskSpec(keywords=parse_keywords(keywords))
+    task = gsc.TaskSpec(keywords=parse_keywords(keywords), unknown_fraction=unknown_fraction)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                       weight_bits=None if float_weights else bits, quant_scheme=quant_scheme)
+                       weight_bits=None if float_weights else bits, quant_scheme=quant_scheme,
+                       label_smoothing=label_smoothing)
     aug = augment_config(no_augment, extra_augment)
     checkpoint = out / CHECKPOINT_NAME
     if checkpoint.exists() and not resume:
@@ -137,6 +145,8 @@ def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weig
         check_same_run(state, arch, cfg, tcfg, checkpoint)
         if state.get("augment") != (aug.to_json() if aug else None):
             raise KwspiError(f"{checkpoint}: was trained with other augmentation; resume needs the same --augment")
+        if state.get("unknown_fraction", 0.1) != unknown_fraction:
+            raise KwspiError(f"{checkpoint}: was trained with another --unknown-fraction")
     train_set = load_split(data, "training", cfg, task, aug, views or None, seed, cache_dir, progress=True)
     val_set = _optional_split(data, "validation", cfg, task, seed, cache_dir)
 
@@ -152,7 +162,8 @@ def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weig
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "arch.json", arch.to_json() + "\n")
     meta = {"arch": arch.to_dict(), "features": cfg.to_json(), "labels": list(task.labels),
-            "data": str(data.resolve()), "augment": aug.to_json() if aug else None, "views": views}
+            "data": str(data.resolve()), "augment": aug.to_json() if aug else None, "views": views,
+            "unknown_fraction": unknown_fraction}
     fit(model, lambda e: epoch_tensors(train_set, e), val_set and epoch_tensors(val_set), tcfg, checkpoint, meta,
         resume=resume)
 
