@@ -126,18 +126,27 @@ def _rank(speaker: str) -> str:
 def make_subset(src: Path, dst: Path, train_speakers: int) -> Path:
     """A GSC-layout folder of symlinks: ``train_speakers`` training speakers, every test clip.
 
-    Validation clips are left out (the studies report the last epoch, as the paper did), so
-    only ``testing_list.txt`` is written. Rebuilding with the same arguments changes nothing,
-    so the feature cache inside stays valid.
+    Only the 35 GSC words are taken, so words added to ``src`` later (the streaming work
+    adds confusable words to the shared data folder) change neither the unknown class nor the
+    test set; links that no longer belong are removed. Validation clips are left out (the
+    studies report the last epoch, as the paper did), so only ``testing_list.txt`` is
+    written. Rebuilding with the same arguments changes nothing, so the feature cache inside
+    stays valid.
     """
     src, dst = src.resolve(), Path(dst)
-    words = gsc.scan(src)
+    words = {w: clips for w, clips in gsc.scan(src).items() if w in gsc.WORDS_V2}
     clips = [c for cs in words.values() for c in cs]
     splits = gsc.split_of_clips(src, clips)
     speakers = sorted({gsc.speaker_of(c) for c in splits["training"]}, key=_rank)[:train_speakers]
     keep = set(speakers)
     chosen = [c for c in splits["training"] if gsc.speaker_of(c) in keep] + splits["testing"]
-    for rel in chosen + [f"{gsc.BACKGROUND_NOISE_DIR}/{p.name}" for p in gsc.noise_files(src)]:
+    wanted = set(chosen + [f"{gsc.BACKGROUND_NOISE_DIR}/{p.name}" for p in gsc.noise_files(src)])
+    for link in dst.glob("[!.]*/*.wav") if dst.exists() else ():
+        if link.relative_to(dst).as_posix() not in wanted:
+            link.unlink()
+            if not any(link.parent.iterdir()):
+                link.parent.rmdir()
+    for rel in sorted(wanted):
         link = dst / rel
         if not link.is_symlink():
             link.parent.mkdir(parents=True, exist_ok=True)

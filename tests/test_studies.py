@@ -36,3 +36,17 @@ def test_holds_down_to_stops_at_the_first_width_that_falls_off():
     assert quant_bits.holds_down_to(acc, 1.0) == 7  # 5 bits recovers, but 6 already fell off
     assert quant_bits.holds_down_to(acc, 100.0) == 4
     assert quant_bits.holds_down_to({None: 95.0, 8: 80.0}, 1.0) is None
+
+
+def test_subset_ignores_words_added_to_the_source_later(tmp_path):
+    src = make_gsc(tmp_path / "src", words=gsc.KEYWORDS + ("bed",), n_speakers=12, layout="v2")
+    dst = common.make_subset(src, tmp_path / "subset", train_speakers=3)
+    before = sorted(p.relative_to(dst) for p in dst.rglob("*.wav"))
+    extra = make_gsc(tmp_path / "extra", words=("awful",), n_speakers=12, layout="v2")
+    (src / "awful").symlink_to(extra / "awful")
+    (dst / "stray").mkdir()
+    (dst / "stray" / "x.wav").symlink_to(next((extra / "awful").glob("*.wav")))
+
+    common.make_subset(src, dst, train_speakers=3)
+    assert sorted(p.relative_to(dst) for p in dst.rglob("*.wav")) == before
+    assert not (dst / "stray").exists()
