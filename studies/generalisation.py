@@ -57,11 +57,24 @@ def summarise(args, steps: list[Step]) -> list[dict]:
             continue
         speakers = [r["accuracy_heldout_speakers"] for r in runs]
         unheard = [r["accuracy_heldout_families"] for r in runs]
+        seeds = [int(s.name.split("-seed")[1].split("/")[0]) for s in steps
+                 if s.name.endswith("/export") and f"-{recipe}-seed" in s.name and s.done.exists()]
         rows.append({"recipe": recipe, "augment": recipe_args(recipe)[1:] or ["(paper: shift + noise)"],
-                     "seeds": len(runs), "heldout_speakers": statistics.mean(speakers),
+                     "seeds": seeds, "heldout_speakers": statistics.mean(speakers),
                      "heldout_families": statistics.mean(unheard), "heldout_families_by_seed": unheard,
                      "n_speakers": runs[0]["n_heldout_speakers"], "n_families": runs[0]["n_heldout_families"]})
     return rows
+
+
+def train_commands(rows: list[dict], args) -> list[str]:
+    """The commands that train exactly the runs in ``rows``: one per seed, with its recipes."""
+    by_seed: dict[int, list[str]] = {}
+    for r in rows:
+        for seed in r["seeds"]:
+            by_seed.setdefault(seed, []).append(r["recipe"])
+    return [f".venv/bin/python studies/generalisation.py --data {args.data} --heldout {args.heldout} --out {args.out} "
+            f"--arch {args.arch} --epochs {args.epochs} --seeds {seed} --recipes {','.join(recipes)}"
+            for seed, recipes in sorted(by_seed.items())]
 
 
 def markdown(rows: list[dict], args, command: str) -> str:
@@ -87,7 +100,8 @@ def markdown(rows: list[dict], args, command: str) -> str:
         n = rows[0]["n_families"]
         lines += ["", f"One clip of the {n} unheard-family clips is {100 / n:.2f} points; differences of a point "
                   "or less between single runs are within what another seed moves."]
-    lines += ["", "Rerun:", "", "```", command, "```", ""]
+    lines += ["", "Rerun: train (each command skips what is done), then tabulate:", "", "```",
+              *train_commands(rows, args), command, "```", ""]
     return "\n".join(lines)
 
 
@@ -104,13 +118,16 @@ def main():
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     parser.add_argument("--recipes", type=lambda s: s.split(","), default=list(RECIPES))
     parser.add_argument("-j", "--jobs", type=int, default=1)
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing; tabulate the runs of --seeds x --recipes that exist")
     args = parser.parse_args()
     steps = plan(args)
-    failed = run_plan(steps, args.work / "logs", args.jobs)
+    failed = [] if args.report_only else run_plan(steps, args.work / "logs", args.jobs)
     rows = summarise(args, steps)
     command = (f".venv/bin/python studies/generalisation.py --data {args.data} --heldout {args.heldout} "
                f"--out {args.out} --arch {args.arch} --epochs {args.epochs} "
-               f"--seeds {','.join(map(str, args.seeds))} --recipes {','.join(args.recipes)}")
+               f"--seeds {','.join(map(str, args.seeds))} --recipes {','.join(args.recipes)}"
+               + (" --report-only" if args.report_only else ""))
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / f"{NAME}.json", json.dumps(rows, indent=1) + "\n")
     write_text(args.out / f"{NAME}.md", markdown(rows, args, command))
