@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -94,11 +95,20 @@ def sweep(data, runs, results, betas, width_mults, n_mfccs, baselines, target_ma
         raise KwspiError(f"no exported models under {model_path(cfg, '*').parent}: run the sweep first")
     families = f"{Path(eval_data[0]).name}/all" if eval_data else None
     rows = [model_row(path, families) for path in exported]
-    title = f"NAS vs DS-CNN on {dataset_name or data.name}"
-    preamble = (f"Made by `kwspi sweep` on {data.name}: betas {betas}, widths {width_mults}, cepstra {n_mfccs}, "
-                f"target {target_macs:g} MACs, {warmup_epochs} warm-up epochs (lr {warmup_lr:g}) and "
-                f"{search_epochs} search epochs per beta, {retrain_epochs} retraining epochs for every model, "
-                f"batch {batch_size}, seed {seed}. "
-                "Accuracy is of the int8 ONNX files in models/, measured at export.")
+    title = f"NAS vs DS-CNN on {data.name}"
+    command = shlex.join(
+        ["kwspi", "sweep", "--data", str(data), "--runs", str(runs), "--results", str(results), "--betas", betas,
+         "--width-mults", width_mults, "--n-mfccs", n_mfccs, "--baselines", baselines, "--target-macs",
+         f"{target_macs:g}", "--warmup-epochs", str(warmup_epochs), "--warmup-lr", f"{warmup_lr:g}",
+         "--search-epochs", str(search_epochs), "--retrain-epochs", str(retrain_epochs), "--batch-size",
+         str(batch_size), "--seed", str(seed)]
+        + [x for d in eval_data for x in ("--eval-data", str(d))]
+        + (["--keywords", keywords] if keywords else []) + (["--dataset-name", dataset_name] if dataset_name else []))
+    preamble = (f"Data: {dataset_name or data}. Betas {betas}, widths {width_mults}, cepstra {n_mfccs}, target "
+                f"{target_macs:g} MACs, {warmup_epochs} warm-up epochs (lr {warmup_lr:g}, shared by every beta) and "
+                f"{search_epochs} search epochs per beta, {retrain_epochs} retraining epochs for every model "
+                f"(from the inherited weights for NAS, from scratch for DS-CNN), batch {batch_size}, seed {seed}. "
+                "Accuracy is of the int8 ONNX files in models/, measured at export. Made by:\n\n"
+                f"```\n{command}\n```")
     write_report(rows, results, title, preamble)
     click.echo(f"{results / 'sweep.md'}: {len(rows)} models")

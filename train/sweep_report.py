@@ -83,6 +83,7 @@ def markdown_table(rows: list[dict]) -> str:
 def plot(rows: list[dict], path: Path, title: str) -> None:
     """Accuracy against MACs (log), held-out speakers and held-out families side by side."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")  # files only; a Pi or a server has no display
     import matplotlib.pyplot as plt
@@ -102,6 +103,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
             for x, y, name in pts:
                 ax.annotate(name.removeprefix("nas-"), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_xlabel("MACs per 1 s window (M, log scale)")
         ax.set_ylabel(f"int8 accuracy, {label} (%)")
         ax.grid(True, which="both", alpha=0.3)
