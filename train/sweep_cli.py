@@ -95,7 +95,7 @@ def sweep(data, runs, results, betas, width_mults, n_mfccs, baselines, target_ma
         raise KwspiError(f"no exported models under {model_path(cfg, '*').parent}: run the sweep first")
     families = f"{Path(eval_data[0]).name}/all" if eval_data else None
     rows = [model_row(path, families) for path in exported]
-    title = f"NAS vs DS-CNN on {data.name}"
+    title = f"NAS vs DS-CNN on {data}"
     command = shlex.join(
         ["kwspi", "sweep", "--data", str(data), "--runs", str(runs), "--results", str(results), "--betas", betas,
          "--width-mults", width_mults, "--n-mfccs", n_mfccs, "--baselines", baselines, "--target-macs",
