@@ -52,3 +52,10 @@ def test_missing_torch_names_the_install_command(monkeypatch):
     assert result.exit_code == 2
     assert "pip install 'kwspi[train]'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_python_dash_m_kwspi_is_the_kwspi_command():
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "kwspi", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("Usage: kwspi ")

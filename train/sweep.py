@@ -13,7 +13,6 @@ Per (width, cepstra) the warm-up is shared: it does not depend on beta (see
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -22,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kwspi.errors import KwspiError
-
-log = logging.getLogger(__name__)
 
 BASELINES = ("dscnn-s", "dscnn-m", "dscnn-l")
 
@@ -92,7 +89,7 @@ def plan(cfg: SweepConfig) -> list[Step]:
         export_extra += ["--dataset-name", cfg.dataset_name]
     steps: list[Step] = []
 
-    def train_and_export(tag: str, arch: str, run: Path, after: tuple[str, ...], init: list[str]) -> None:
+    def train_and_export(tag: str, arch: str, n_mfcc: str, run: Path, after: tuple[str, ...], init: list[str]):
         steps.append(Step(f"{tag}/train", ("train", arch, "--out", str(run), "--epochs", str(cfg.retrain_epochs),
                                            *common, "--n-mfcc", n_mfcc, *init, "--resume"),
                           run / "metrics.json", after))
@@ -116,11 +113,11 @@ def plan(cfg: SweepConfig) -> list[Step]:
                                                     "--epochs", str(cfg.search_epochs), *search, "--warmup-from",
                                                     str(warm / "supernet.pt"), "--resume"),
                                   run / "search" / "inherited.pt", (warm_name,)))
-                train_and_export(tag, str(run / "search" / "arch.json"), run / "retrain", (f"{tag}/search",),
+                train_and_export(tag, str(run / "search" / "arch.json"), n_mfcc, run / "retrain", (f"{tag}/search",),
                                  ["--init-from", str(run / "search" / "inherited.pt")])
         for name in cfg.baselines:
             tag = baseline_tag(name, c, cfg)
-            train_and_export(tag, name, cfg.runs / tag, (), [])
+            train_and_export(tag, name, n_mfcc, cfg.runs / tag, (), [])
     return steps
 
 
@@ -135,7 +132,7 @@ def _slot_env(slot: int, threads: int, gpus: int) -> dict[str, str]:
 
 def kwspi_argv(argv: tuple[str, ...]) -> list[str]:
     """The command line of ``kwspi ARGV`` with this interpreter (no PATH lookup)."""
-    return [sys.executable, "-c", "from kwspi.cli import main; main()", *argv]
+    return [sys.executable, "-m", "kwspi", *argv]
 
 
 def run_plan(steps: list[Step], logs: Path, jobs: int = 1, gpus: int = 0, echo=print, command=kwspi_argv) -> list[str]:
