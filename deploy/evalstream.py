@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -128,13 +129,24 @@ def report(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow]) -> dic
             "detections": [d.as_json() for d in run.detections]}
 
 
+def shown(path) -> Path:
+    """``path`` relative to the working directory when it lies below it: results that are
+    kept and shared should not carry one machine's absolute paths."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def evaluate_stream(model: LoadedModel, source: WavSource, truth: Sequence[TruthRow], thresholds=None,
                     hop_ms: int = 100, grid: Sequence[float] | None = None,
                     target_fa_per_hour: float = TARGET_FA_PER_HOUR,
                     progress: Callable[[float], None] | None = None) -> dict:
     """``kwspi eval-stream``'s JSON object: :func:`report`, plus ``sweep`` when ``grid`` is given."""
     run = run_stream(model, source, thresholds, hop_ms, progress)
-    out = {"model": str(model.path), "input": str(source.path), "hop_ms": hop_ms, **report(run, model, truth)}
+    out = {"model": str(shown(model.path)), "input": str(shown(source.path)), "hop_ms": hop_ms,
+           **report(run, model, truth)}
     if grid is not None:
         out["sweep"] = sweep(run, model, truth, hop_ms, grid, target_fa_per_hour)
     return out

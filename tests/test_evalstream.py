@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -197,3 +198,12 @@ def test_bundled_model_eval_stream_equals_listen_on_a_speech_stream(tmp_path):
     assert r["keywords_spoken"] >= 8 and r["hits"] + r["false_alarms"] == len(r["detections"])
     row = next(row for row in r["sweep"]["rows"] if row["threshold"] == r["thresholds"]["yes"])
     assert (row["hits"], row["false_alarms"]) == (r["hits"], r["false_alarms"])
+
+
+def test_reported_paths_are_relative_below_the_working_directory(tmp_path, monkeypatch):
+    from kwspi.deploy.evalstream import shown
+
+    monkeypatch.chdir(tmp_path)
+    assert shown(tmp_path / "streams" / "a.wav") == Path("streams/a.wav")
+    assert shown(Path("streams/a.wav")) == Path("streams/a.wav")
+    assert shown(tmp_path.parent / "b.onnx") == tmp_path.parent / "b.onnx"  # outside: as given
