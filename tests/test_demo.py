@@ -58,7 +58,7 @@ def test_listen_finds_isolated_keywords_at_the_right_times(tmp_path, model):
 @pytest.mark.xfail(strict=True, reason=(
     "the bundled model still misses keywords inside phrases and fires on sound-alike words: on "
     "synthetic streams of trained voice families with keywords alone and in phrases, sentences and "
-    "sound-alike words it reaches 0.83 recall with 210 false alarms an hour at its threshold "
+    "sound-alike words it reaches 0.84 recall with 192 false alarms an hour at its threshold "
     "(results/streaming.md). A model that passes turns this red: then drop the mark."))
 def test_listen_finds_keywords_in_connected_speech_without_false_alarms(tmp_path, model):
     config = StreamConfig(seconds=36, snr_db=20, seed=0, exclude_voices=demo.HELD_OUT_VOICES,

@@ -255,7 +255,8 @@ def export(checkpoint, out, data, eval_data, float_out, arch_spec, calibration_s
     """
     model, cfg, labels, state = restore(checkpoint, arch_spec)
     data = data or Path(state["data"])
-    task = task_for(labels)
+    # Calibrate on the training split the model saw: its unknown share, its cached features.
+    task = replace(task_for(labels), unknown_fraction=state.get("unknown_fraction", gsc.TaskSpec.unknown_fraction))
     aug = AugmentConfig.from_json(state["augment"]) if state.get("augment") else None
     seed = state["train_config"]["seed"]
     train_set = load_split(data, "training", cfg, task, aug, state.get("views") or None, seed, progress=True)
