@@ -32,12 +32,16 @@ def recipe_args(recipe: str) -> list[str]:
     return ["--augment", ",".join(EXTRA_AUGMENTATIONS) if recipe == "all" else recipe]
 
 
+def model_file(args, recipe: str, seed: int) -> Path:
+    return args.work / "models" / f"{args.arch}-{recipe}-seed{seed}.onnx"
+
+
 def plan(args) -> list[Step]:
     steps = []
     for seed in args.seeds:
         for recipe in args.recipes:
             tag = f"{args.arch}-{recipe}-seed{seed}"
-            run, model = args.work / tag, args.work / "models" / f"{tag}.onnx"
+            run, model = args.work / tag, model_file(args, recipe, seed)
             steps.append(Step(f"{tag}/train", ("train", args.arch, "--data", str(args.data), "--out", str(run),
                                                "--epochs", str(args.epochs), "--seed", str(seed),
                                                *recipe_args(recipe), "--resume"), run / "metrics.json"))
@@ -46,19 +50,18 @@ def plan(args) -> list[Step]:
     return steps
 
 
-def summarise(args, steps: list[Step]) -> list[dict]:
-    """One row per recipe: mean (and each seed's) accuracy on both kinds of held-out data."""
+def summarise(args) -> list[dict]:
+    """One row per recipe: mean (and each seed's) accuracy on both kinds of held-out data,
+    over the seeds whose model exists."""
     families = f"{args.heldout.name}/all"
     rows = []
     for recipe in args.recipes:
-        runs = [model_row(s.done, families) for s in steps
-                if s.name.endswith("/export") and f"-{recipe}-seed" in s.name and s.done.exists()]
-        if not runs:
+        seeds = [seed for seed in args.seeds if model_file(args, recipe, seed).exists()]
+        if not seeds:
             continue
+        runs = [model_row(model_file(args, recipe, seed), families) for seed in seeds]
         speakers = [r["accuracy_heldout_speakers"] for r in runs]
         unheard = [r["accuracy_heldout_families"] for r in runs]
-        seeds = [int(s.name.split("-seed")[1].split("/")[0]) for s in steps
-                 if s.name.endswith("/export") and f"-{recipe}-seed" in s.name and s.done.exists()]
         rows.append({"recipe": recipe, "augment": recipe_args(recipe)[1:] or ["(paper: shift + noise)"],
                      "seeds": seeds, "heldout_speakers": statistics.mean(speakers),
                      "heldout_families": statistics.mean(unheard), "heldout_families_by_seed": unheard,
@@ -123,7 +126,7 @@ def main():
     args = parser.parse_args()
     steps = plan(args)
     failed = [] if args.report_only else run_plan(steps, args.work / "logs", args.jobs)
-    rows = summarise(args, steps)
+    rows = summarise(args)
     command = (f".venv/bin/python studies/generalisation.py --data {args.data} --heldout {args.heldout} "
                f"--out {args.out} --arch {args.arch} --epochs {args.epochs} "
                f"--seeds {','.join(map(str, args.seeds))} --recipes {','.join(args.recipes)}"
