@@ -50,10 +50,10 @@ def export_paper_model(out: Path) -> None:
 
     from kwspi.features import FeatureConfig, clip_features
     from kwspi.modelinfo import ModelInfo
-    from kwspi.train.counting import count
+    from kwspi.train.nets.counting import count
     from kwspi.train.export import export_model
-    from kwspi.train.model import build_model
-    from kwspi.train.space import PAPER_20MFCC_BETA8
+    from kwspi.train.nets.model import build_model
+    from kwspi.train.nets.space import PAPER_20MFCC_BETA8
 
     torch.manual_seed(0)
     cfg = FeatureConfig(n_mfcc=20)

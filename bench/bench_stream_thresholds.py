@@ -2,10 +2,10 @@
 
     OMP_NUM_THREADS=1 python bench/bench_stream_thresholds.py [MODEL] [--seeds 4]
 
-Streams come from kwspi.train.stream (espeak-ng over noise at 20 dB SNR): isolated
+Streams come from kwspi.train.speech.stream (espeak-ng over noise at 20 dB SNR): isolated
 keywords, "everyday" speech, and a keyword-free "negative" stream, each for the voice
 families the bundled model was trained on and for the two it never heard. Each stream is
-synthesized once and scored with kwspi.train.stream.score_detections at every threshold,
+synthesized once and scored with kwspi.train.speech.stream.score_detections at every threshold,
 so the thresholds compare on identical audio. Prints one JSON object.
 """
 
@@ -18,8 +18,9 @@ from _machine import machine
 from kwspi.deploy import Detector
 from kwspi.deploy.model import LoadedModel
 from kwspi.modelinfo import bundled_model_path
-from kwspi.train import demo, stream
-from kwspi.train.stream import StreamConfig
+from kwspi.train import demo
+from kwspi.train.speech import stream
+from kwspi.train.speech.stream import StreamConfig
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 VOICES = {"trained": {"exclude_voices": demo.HELD_OUT_VOICES}, "held-out": {"voices": demo.HELD_OUT_VOICES}}

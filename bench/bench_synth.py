@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from kwspi.train import synth
+from kwspi.train.speech import synth
 
 
 def bare_espeak_clips_per_s(words) -> float:

@@ -35,13 +35,14 @@ import torch  # noqa: E402
 from kwspi import gsc  # noqa: E402
 from kwspi.atomic import write_text  # noqa: E402
 from kwspi.features import FeatureConfig  # noqa: E402
-from kwspi.train.augment import AugmentConfig  # noqa: E402
-from kwspi.train.counting import count  # noqa: E402
+from kwspi.train.speech.augment import AugmentConfig  # noqa: E402
+from kwspi.train.nets.counting import count  # noqa: E402
+from kwspi.options import progress_bar  # noqa: E402
 from kwspi.train.data import FeatureSet, load_split  # noqa: E402
-from kwspi.train.model import build_model, set_input_stats  # noqa: E402
-from kwspi.train.quant import WeightQuant  # noqa: E402
-from kwspi.train.space import Arch, load_arch  # noqa: E402
-from kwspi.train.train import TrainConfig, fit, load_checkpoint, load_weights, predict  # noqa: E402
+from kwspi.train.nets.model import build_model, set_input_stats  # noqa: E402
+from kwspi.train.nets.quant import WeightQuant  # noqa: E402
+from kwspi.train.nets.space import Arch, load_arch  # noqa: E402
+from kwspi.train.fit import TrainConfig, fit, load_checkpoint, load_weights, predict  # noqa: E402
 from kwspi.train.train_cli import epoch_tensors  # noqa: E402
 
 log = logging.getLogger("studies")
@@ -173,7 +174,7 @@ def load_splits(subset: Path, heldout: str | None, cfg: FeatureConfig, scale: Sc
     second core belongs to others.
     """
     task = gsc.TaskSpec()
-    kw = dict(seed=scale.seed, progress=True, workers=1)
+    kw = dict(seed=scale.seed, progress=progress_bar, workers=1)
     train = load_split(subset, "training", cfg, task, AugmentConfig(), scale.views, **kw)
     test = load_split(subset, "testing", cfg, task, None, None, **kw)
     held = load_split(Path(heldout), gsc.ALL, cfg, task, None, None, **kw) if heldout else None

@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from kwspi.atomic import write_text
-from kwspi.train.augment import EXTRA_AUGMENTATIONS
+from kwspi.train.speech.augment import EXTRA_AUGMENTATIONS
 from kwspi.train.sweep import Step, run_plan
 from kwspi.train.sweep_report import model_row
 

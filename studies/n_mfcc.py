@@ -22,7 +22,7 @@ import logging
 import common  # sets the thread counts before torch and numpy load
 from common import pct
 from kwspi.features import FeatureConfig
-from kwspi.train.quant import WeightQuant
+from kwspi.train.nets.quant import WeightQuant
 
 NAME = "n-mfcc"
 ALL_N = (10, 20, 30, 40)

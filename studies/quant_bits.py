@@ -27,7 +27,7 @@ from pathlib import Path
 import common  # sets the thread counts before torch and numpy load
 from common import Scale, Splits, accuracy, pct
 from kwspi.features import FeatureConfig
-from kwspi.train.quant import WeightQuant, round_weights_
+from kwspi.train.nets.quant import WeightQuant, round_weights_
 
 NAME = "quant-bits"
 ALL_BITS = (8, 7, 6, 5, 4, 3, 2, 1)

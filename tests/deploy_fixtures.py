@@ -128,8 +128,8 @@ def _cached_int8(folder: str) -> Path:
     import torch
 
     from kwspi.train.export import export_model
-    from kwspi.train.model import build_model
-    from kwspi.train.space import Arch
+    from kwspi.train.nets.model import build_model
+    from kwspi.train.nets.space import Arch
 
     torch.manual_seed(0)
     cfg = FeatureConfig()

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kwspi.train import augment
-from kwspi.train.augment import AugmentConfig, AugmentResources, augment_waveform
+from kwspi.train.speech import augment
+from kwspi.train.speech.augment import AugmentConfig, AugmentResources, augment_waveform
 
 RATE = 16000
 N = RATE  # one 1-s clip

@@ -1,17 +1,18 @@
+import contextlib
 import logging
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import make_gsc
 from kwspi import clips, gsc
 from kwspi.errors import DatasetError
 from kwspi.features import FeatureConfig, clip_features
 from kwspi.train import data
-from kwspi.train.augment import AugmentConfig
+from kwspi.train.data import cache, example
+from kwspi.train.speech.augment import AugmentConfig
 from kwspi.wavio import read_wav, write_wav
 
 SMALL_WORDS = gsc.KEYWORDS + ("bed", "cat", "dog")
@@ -28,13 +29,13 @@ def small(tmp_path) -> Path:
 def count_features(monkeypatch):
     """Counts calls of the MFCC function data.py uses (in this process)."""
     calls = []
-    real = data.clip_features
+    real = example.clip_features
 
     def counting(signal, cfg):
         calls.append(1)
         return real(signal, cfg)
 
-    monkeypatch.setattr(data, "clip_features", counting)
+    monkeypatch.setattr(example, "clip_features", counting)
     return calls
 
 
@@ -141,24 +142,24 @@ def test_cached_features_equal_the_front_end_on_the_file(small):
 
 
 def test_changing_the_folder_invalidates_the_cache(small):
-    before = data.dataset_fingerprint(small)
+    before = cache.dataset_fingerprint(small)
     load(small, "testing")
     clip = small / "yes" / "extra_nohash_0.wav"
     write_wav(clip, np.zeros(16000, np.float32), 16000)
-    assert data.dataset_fingerprint(small) != before
+    assert cache.dataset_fingerprint(small) != before
     assert load(small, "testing").stats.computed > 0
     clip.unlink()
-    assert data.dataset_fingerprint(small) == before
+    assert cache.dataset_fingerprint(small) == before
 
 
 def test_default_cache_lives_in_the_data_folder_or_falls_back(small, tmp_path, monkeypatch):
     fs = data.load_split(small, "testing", workers=1)
     assert fs.stats.computed > 0
-    assert list((small / data.CACHE_DIR_NAME).rglob("testing-*.npy"))
+    assert list((small / cache.CACHE_DIR_NAME).rglob("testing-*.npy"))
     other = make_gsc(tmp_path / "other", words=SMALL_WORDS, n_speakers=6)
-    (other / data.CACHE_DIR_NAME).write_text("not a folder")  # the data folder's cache is unusable
+    (other / cache.CACHE_DIR_NAME).write_text("not a folder")  # the data folder's cache is unusable
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert data.resolve_cache_dir(other) == tmp_path / "xdg" / "kwspi"
+    assert cache.resolve_cache_dir(other) == tmp_path / "xdg" / "kwspi"
     data.load_split(other, "testing", workers=1)
     assert list((tmp_path / "xdg" / "kwspi").rglob("testing-*.npy"))
 
@@ -194,7 +195,7 @@ def test_bad_clips_are_skipped_resampled_padded_or_cut(small, caplog):
     rel = {p.relative_to(small).as_posix() for p in (garbage, truncated)}
     assert not rel & set(fs.paths)
     assert any(r in s.skipped_examples[0] for r in rel)
-    records = [r for r in caplog.records if r.name == "kwspi.train.data"]
+    records = [r for r in caplog.records if r.name == "kwspi.train.data.dataset"]
     assert len(records) == 1 and records[0].levelno == logging.WARNING
     assert "2 unreadable" in records[0].message and "8000 Hz" in records[0].message
 
@@ -218,8 +219,7 @@ def test_fresh_mode_also_skips_bad_clips(small):
     training_keyword_clips(small)[0].write_bytes(b"garbage")
     fs = load(small, "training", views=None)
     assert fs.stats.skipped == 1
-    items = [fs.for_epoch(3)[i] for i in range(len(fs))]  # every item computes without error
-    assert all(x.shape == (1, 10, 49) for x, _ in items)
+    assert fs.features_for_epoch(3).shape == (len(fs), 1, 10, 49)  # every example computes without error
 
 
 def test_a_split_with_no_readable_clip_is_an_error(small):
@@ -260,8 +260,7 @@ def test_views_are_deterministic_and_differ(small, tmp_path):
 def test_epoch_e_uses_view_e_mod_views(small):
     fs = load(small, "training", views=3)
     assert fs.features_for_epoch(4) is fs.views[1]
-    x, y = fs.for_epoch(5)[7]
-    assert torch.equal(x, torch.from_numpy(np.array(fs.views[2][7]))) and y == fs.labels[7]
+    assert fs.features_for_epoch(5) is fs.views[2]
 
 
 def test_training_views_are_augmented_and_eval_is_not(small):
@@ -283,13 +282,9 @@ def test_fresh_mode_computes_each_epoch_and_matches_cached_views(small):
     assert load(small, "training", views=0).fresh is not None
     assert fresh.views == () and fresh.fresh is not None and fresh.paths == cached.paths
     for epoch in (0, 1):
-        ds = fresh.for_epoch(epoch)
-        x = np.stack([ds[i][0].numpy() for i in range(len(ds))])
-        assert np.array_equal(x, cached.views[epoch])
-    third = fresh.for_epoch(2)[0][0].numpy()
+        assert np.array_equal(fresh.features_for_epoch(epoch), cached.views[epoch])
+    third = fresh.features_for_epoch(2)[0]
     assert not np.array_equal(third, cached.views[0][0]) and not np.array_equal(third, cached.views[1][0])
-    with pytest.raises(ValueError, match="fresh"):
-        fresh.features
 
 
 def test_a_pool_gives_the_same_features_as_one_process(small, tmp_path):
@@ -300,32 +295,13 @@ def test_a_pool_gives_the_same_features_as_one_process(small, tmp_path):
         assert np.array_equal(a, b)
 
 
-def test_progress_bar_goes_to_stderr(small, capfd):
-    load(small, "testing", progress=True)
-    out, err = capfd.readouterr()
-    assert "features testing" in err and "features" not in out
+def test_progress_is_reported_through_the_callback(small):
+    calls = []
 
+    @contextlib.contextmanager
+    def progress(label, total):
+        calls.append((label, total, []))
+        yield lambda n, status=None: calls[-1][2].append(n)
 
-# --- batches for torch -------------------------------------------------------------------
-
-
-def test_batches_cover_the_epoch_once(small):
-    fs = load(small, "training", views=2)
-    seen, ys = [], []
-    for x, y in fs.batches(1, batch_size=50, generator=torch.Generator().manual_seed(0)):
-        assert x.dtype == torch.float32 and x.shape[1:] == (1, 10, 49) and y.dtype == torch.int64
-        seen.append(x)
-        ys.append(y)
-    assert sum(len(x) for x in seen) == len(fs)
-    assert Counter(torch.cat(ys).tolist()) == Counter(fs.labels.tolist())
-    rows = {r.tobytes() for r in torch.cat(seen).numpy()}
-    assert rows == {r.tobytes() for r in np.asarray(fs.views[1])}
-    first = next(fs.batches(1, batch_size=50, generator=torch.Generator().manual_seed(0)))[1]
-    assert torch.equal(first, ys[0])  # a seeded shuffle repeats
-
-
-def test_dataloader_accepts_the_epoch_dataset(small):
-    fs = load(small, "testing")
-    x, y = next(iter(torch.utils.data.DataLoader(fs.for_epoch(0), batch_size=16)))
-    assert x.shape == (16, 1, 10, 49) and x.dtype == torch.float32 and y.dtype == torch.int64
-    assert torch.equal(x, torch.from_numpy(np.array(fs.features[:16])))
+    fs = load(small, "testing", progress=progress)
+    assert [(label, total, sum(steps)) for label, total, steps in calls] == [("features testing", len(fs), len(fs))]

@@ -17,8 +17,9 @@ from click.testing import CliRunner
 
 from kwspi import cli
 from kwspi.modelinfo import bundled_model_path
-from kwspi.train import demo, stream
-from kwspi.train.stream import Detected, StreamConfig, TruthRow
+from kwspi.train import demo
+from kwspi.train.speech import stream
+from kwspi.train.speech.stream import Detected, StreamConfig, TruthRow
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 

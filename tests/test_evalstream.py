@@ -183,7 +183,7 @@ def test_eval_stream_loads_neither_torch_nor_matplotlib(files):
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 def test_bundled_model_eval_stream_equals_listen_on_a_speech_stream(tmp_path):
-    from kwspi.train import stream
+    from kwspi.train.speech import stream
 
     config = stream.StreamConfig(seconds=40, snr_db=10, seed=4, voices=("en-029", "en-gb-scotland"))
     stream.write_stream(tmp_path / "s.wav", tmp_path / "s.csv", config)

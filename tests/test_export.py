@@ -6,12 +6,12 @@ from onnx import numpy_helper
 
 from kwspi.features import FeatureConfig
 from kwspi.modelinfo import ModelInfo, ModelFormatError, open_session, read_info
-from kwspi.train.counting import count
+from kwspi.train.nets.counting import count
 from kwspi.train.export import export_model
-from kwspi.train.model import build_model
-from kwspi.train.quant import WeightQuant, quantize_channel, set_weight_quant
-from kwspi.train.space import PAPER_20MFCC_BETA8, Arch
-from kwspi.train.train import TrainConfig, fit
+from kwspi.train.nets.model import build_model
+from kwspi.train.nets.quant import WeightQuant, quantize_channel, set_weight_quant
+from kwspi.train.nets.space import PAPER_20MFCC_BETA8, Arch
+from kwspi.train.fit import TrainConfig, fit
 
 LABELS = ("a", "b", "c", "_silence_", "_unknown_")
 

@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from kwspi.train.counting import count
-from kwspi.train.model import MBConv, build_model, set_input_stats
-from kwspi.train.space import (
+from kwspi.train.nets.counting import count
+from kwspi.train.nets.model import MBConv, build_model, set_input_stats
+from kwspi.train.nets.space import (
     PAPER_20MFCC_BETA8,
     Arch,
     ArchError,

@@ -7,7 +7,7 @@ import wave
 import numpy as np
 import pytest
 
-from kwspi.train import noise
+from kwspi.train.speech import noise
 from kwspi.wavio import read_wav
 
 RATE = noise.SAMPLE_RATE

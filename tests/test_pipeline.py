@@ -11,8 +11,8 @@ from kwspi import gsc
 from kwspi.cli import main
 from kwspi.evaluate import split_features, task_for
 from kwspi.modelinfo import open_session
-from kwspi.train.synth import SynthConfig, synthesize_dataset
-from kwspi.train.train import load_checkpoint
+from kwspi.train.speech.synth import SynthConfig, synthesize_dataset
+from kwspi.train.fit import load_checkpoint
 from kwspi.train.train_cli import restore
 
 

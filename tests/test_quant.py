@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from kwspi.train.model import build_model
-from kwspi.train.quant import (
+from kwspi.train.nets.model import build_model
+from kwspi.train.nets.quant import (
     QConv2d,
     WeightQuant,
     fake_quantize,
@@ -12,7 +12,7 @@ from kwspi.train.quant import (
     set_weight_quant,
     snap_weights_,
 )
-from kwspi.train.space import dscnn
+from kwspi.train.nets.space import dscnn
 
 
 @pytest.mark.parametrize("bits", range(1, 9))

@@ -8,14 +8,14 @@ from click.testing import CliRunner
 
 from kwspi.errors import KwspiError
 from kwspi.features import FeatureConfig
-from kwspi.train.counting import count
-from kwspi.train.model import KwsNet
+from kwspi.train.nets.counting import count
+from kwspi.train.nets.model import KwsNet
 from kwspi.train.search import (SearchConfig, arch_loss, arch_lr, fork_warmup, load_search_checkpoint, recalibrate_bn,
                                 search)
 from kwspi.train.search_cli import search_command
-from kwspi.train.space import load_arch
-from kwspi.train.supernet import SuperNet
-from kwspi.train.train import TrainConfig, load_checkpoint
+from kwspi.train.nets.space import load_arch
+from kwspi.train.nets.supernet import SuperNet
+from kwspi.train.fit import TrainConfig, load_checkpoint
 from kwspi.train.train_cli import check_same_run, restore
 from conftest import make_gsc
 

@@ -1,4 +1,4 @@
-"""Synthetic streams (:mod:`kwspi.train.stream`): content, timing, SNR, determinism and
+"""Synthetic streams (:mod:`kwspi.train.speech.stream`): content, timing, SNR, determinism and
 bounded memory. The truth file and the scoring rule: test_truth.py, test_streamscore.py."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from kwspi import gsc
-from kwspi.train import stream, synth
-from kwspi.train.stream import StreamConfig
+from kwspi.train.speech import stream, synth
+from kwspi.train.speech.stream import StreamConfig
 from kwspi.wavio import read_wav
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")

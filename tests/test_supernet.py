@@ -4,12 +4,12 @@ import json
 import pytest
 import torch
 
-from kwspi.train.counting import count
-from kwspi.train.model import KwsNet
-from kwspi.train.quant import WeightQuant, set_weight_quant
+from kwspi.train.nets.counting import count
+from kwspi.train.nets.model import KwsNet
+from kwspi.train.nets.quant import WeightQuant, set_weight_quant
 from kwspi.train.search import weight_step
-from kwspi.train.space import MBCONV_OPS, ZERO, candidate_ops, load_arch
-from kwspi.train.supernet import SuperNet, expected_macs, gate_alpha_grad, inherit_weights
+from kwspi.train.nets.space import MBCONV_OPS, ZERO, candidate_ops, load_arch
+from kwspi.train.nets.supernet import SuperNet, expected_macs, gate_alpha_grad, inherit_weights
 
 N_MFCC, N_FRAMES, N_CLASSES = 10, 21, 3
 INPUT = (1, 1, N_MFCC, N_FRAMES)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from kwspi import gsc
 from kwspi.cli import main
-from kwspi.train import noise, synth
+from kwspi.train.speech import noise, synth
 from kwspi.wavio import read_wav
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from kwspi.errors import KwspiError
-from kwspi.train.model import build_model
-from kwspi.train.space import Arch, dscnn
-from kwspi.train.train import TrainConfig, cosine_lr, fit, load_checkpoint, load_weights, predict
+from kwspi.train.nets.model import build_model
+from kwspi.train.nets.space import Arch, dscnn
+from kwspi.train.fit import TrainConfig, cosine_lr, fit, load_checkpoint, load_weights, predict
 
 TINY = Arch(cells=("k3e1",) + ("zero",) * 11, width_mult=0.25)
 

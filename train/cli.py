@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from kwspi import gsc
-from kwspi.train import synth as _synth
+from kwspi.train.speech import synth as _synth
 
 
 def parse_names(value: str | None) -> tuple[str, ...] | None:

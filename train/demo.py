@@ -1,6 +1,6 @@
 """``kwspi demo``: the product on a synthesized stream, detections beside what was said.
 
-Builds a stream of keywords and sentences over noise (:mod:`kwspi.train.stream`), runs the
+Builds a stream of keywords and sentences over noise (:mod:`kwspi.train.speech.stream`), runs the
 real command, ``kwspi listen --input STREAM --json --hook kwspi.train.demo_hook:on_detect``,
 in a subprocess, and prints each detection beside the truth, the keywords missed, and recall
 and false alarms under :func:`~kwspi.streamscore.score_detections`'s rule.
@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 from kwspi.errors import KwspiError
 from kwspi.streamscore import StreamScore, score_detections, window_words
-from kwspi.train import stream, synth
+from kwspi.train.speech import stream, synth
 from kwspi.truth import TruthRow, read_truth
 
 #: Voice families the bundled model was not trained on (it was trained with

@@ -8,7 +8,7 @@
   smoothing 0.1); after every ``arch_every``-th batch, from the second joint epoch on, an
   architecture step on one validation batch: Adam(betas (0, 0.999)) on
   :func:`arch_loss` (plain CE) with the lr ramp :func:`arch_lr`, BN in training mode.
-- Architecture gradient: ProxylessNAS ``full_v2`` (see :mod:`kwspi.train.supernet`): the
+- Architecture gradient: ProxylessNAS ``full_v2`` (see :mod:`kwspi.train.nets.supernet`): the
   sampled path runs forward; in the backward pass every candidate of a cell is evaluated
   under ``no_grad`` to get all binary-gate gradients, which :func:`gate_alpha_grad` turns
   into ``dL/dalpha``; the E[MACs] factor adds its exact gradient through the softmax. As in
@@ -42,11 +42,11 @@ from torch import nn
 
 from kwspi.atomic import write_text
 from kwspi.errors import KwspiError
-from kwspi.train.model import KwsNet
-from kwspi.train.quant import WeightQuant, set_weight_quant
-from kwspi.train.space import ZERO
-from kwspi.train.supernet import SuperNet, expected_macs, gate_alpha_grad, inherit_weights
-from kwspi.train.train import CHECKPOINT_FORMAT, TrainConfig, cosine_lr, load_checkpoint, pick_device, predict, save_checkpoint
+from kwspi.train.nets.model import KwsNet
+from kwspi.train.nets.quant import WeightQuant, set_weight_quant
+from kwspi.train.nets.space import ZERO
+from kwspi.train.nets.supernet import SuperNet, expected_macs, gate_alpha_grad, inherit_weights
+from kwspi.train.fit import CHECKPOINT_FORMAT, TrainConfig, cosine_lr, load_checkpoint, pick_device, predict, save_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,13 @@ import torch
 from kwspi import gsc
 from kwspi.errors import KwspiError
 from kwspi.features import FeatureConfig
+from kwspi.options import progress_bar
 from kwspi.train.data import load_split
-from kwspi.train.model import set_input_stats
+from kwspi.train.nets.model import set_input_stats
 from kwspi.train.search import (ARCH_NAME, INHERITED_NAME, SUPERNET_NAME, SearchConfig, fork_warmup,
                                 load_search_checkpoint, search)
-from kwspi.train.supernet import SuperNet
-from kwspi.train.train import save_checkpoint
+from kwspi.train.nets.supernet import SuperNet
+from kwspi.train.fit import save_checkpoint
 from kwspi.train.train_cli import augment_config, epoch_tensors, parse_keywords, run_options
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,8 @@ def search_command(data, out, beta, target_macs, width_mult, warmup_epochs, warm
     if resume and checkpoint.exists():
         _check_same_search(load_search_checkpoint(checkpoint), cfg, scfg, checkpoint)
     aug = augment_config(no_augment, extra_augment)
-    train_set = load_split(data, "training", cfg, task, aug, views or None, seed, cache_dir, progress=True)
-    val_set = load_split(data, "validation", cfg, task, None, None, seed, cache_dir, progress=True)
+    train_set = load_split(data, "training", cfg, task, aug, views or None, seed, cache_dir, progress=progress_bar)
+    val_set = load_split(data, "validation", cfg, task, None, None, seed, cache_dir, progress=progress_bar)
 
     torch.manual_seed(seed)
     net = SuperNet(cfg.n_mfcc, cfg.n_frames, len(task.labels), width_mult)

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from kwspi.train import demo as _demo
-from kwspi.train import stream as _stream
-from kwspi.train import synth as _synth
+from kwspi.train.speech import stream as _stream
+from kwspi.train.speech import synth as _synth
 from kwspi.train.cli import parse_names
 
 

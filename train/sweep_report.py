@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 from kwspi.modelinfo import read_info
-from kwspi.train.counting import count
-from kwspi.train.model import build_model
-from kwspi.train.space import Arch
+from kwspi.train.nets.counting import count
+from kwspi.train.nets.model import build_model
+from kwspi.train.nets.space import Arch
 
 SPEAKERS = "testing"  # the held-out speakers of the training data (GSC's test split)
 

@@ -22,15 +22,16 @@ from kwspi.evaluate import task_for
 from kwspi.features import FeatureConfig
 from kwspi.metrics import classification_report
 from kwspi.modelinfo import ModelInfo
-from kwspi.train.augment import EXTRA_AUGMENTATIONS, AugmentConfig, with_extras
+from kwspi.train.speech.augment import EXTRA_AUGMENTATIONS, AugmentConfig, with_extras
 from kwspi.train.cli import parse_names
-from kwspi.train.counting import count
+from kwspi.train.nets.counting import count
+from kwspi.options import progress_bar
 from kwspi.train.data import DEFAULT_VIEWS, load_split
 from kwspi.train.export import export_model
-from kwspi.train.model import build_model, set_input_stats
-from kwspi.train.quant import set_weight_quant, snap_weights_
-from kwspi.train.space import Arch, load_arch
-from kwspi.train.train import TrainConfig, fit, load_checkpoint, load_weights, predict
+from kwspi.train.nets.model import build_model, set_input_stats
+from kwspi.train.nets.quant import set_weight_quant, snap_weights_
+from kwspi.train.nets.space import Arch, load_arch
+from kwspi.train.fit import TrainConfig, fit, load_checkpoint, load_weights, predict
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weig
             raise KwspiError(f"{checkpoint}: was trained with other augmentation; resume needs the same --augment")
         if state.get("unknown_fraction", 0.1) != unknown_fraction:
             raise KwspiError(f"{checkpoint}: was trained with another --unknown-fraction")
-    train_set = load_split(data, "training", cfg, task, aug, views or None, seed, cache_dir, progress=True)
+    train_set = load_split(data, "training", cfg, task, aug, views or None, seed, cache_dir, progress=progress_bar)
     val_set = _optional_split(data, "validation", cfg, task, seed, cache_dir)
 
     torch.manual_seed(seed)
@@ -176,7 +177,7 @@ def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weig
         metrics[split] = {"accuracy": report["accuracy"], "n": report["n"]}
     state = load_checkpoint(checkpoint)
     state["metrics"] = metrics
-    from kwspi.train.train import save_checkpoint
+    from kwspi.train.fit import save_checkpoint
 
     save_checkpoint(checkpoint, state)
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
@@ -186,7 +187,7 @@ def train(arch_spec, data, out, epochs, batch_size, lr, n_mfcc, bits, float_weig
 def _optional_split(data, split, cfg, task, seed, cache_dir):
     """An unaugmented evaluation split, or ``None`` (with a warning) when it has no clips."""
     try:
-        return load_split(data, split, cfg, task, None, None, seed, cache_dir, progress=True)
+        return load_split(data, split, cfg, task, None, None, seed, cache_dir, progress=progress_bar)
     except DatasetError as e:
         log.warning("no %s figures: %s", split, e)
         return None
@@ -259,7 +260,7 @@ def export(checkpoint, out, data, eval_data, float_out, arch_spec, calibration_s
     task = replace(task_for(labels), unknown_fraction=state.get("unknown_fraction", gsc.TaskSpec.unknown_fraction))
     aug = AugmentConfig.from_json(state["augment"]) if state.get("augment") else None
     seed = state["train_config"]["seed"]
-    train_set = load_split(data, "training", cfg, task, aug, state.get("views") or None, seed, progress=True)
+    train_set = load_split(data, "training", cfg, task, aug, state.get("views") or None, seed, progress=progress_bar)
     X, _ = epoch_tensors(train_set)
     pick = np.random.default_rng(seed).permutation(len(X))[:calibration_size]
     c = count(model, (1, 1, cfg.n_mfcc, cfg.n_frames))

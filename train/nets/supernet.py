@@ -1,6 +1,6 @@
 """The paper's supernet: every cell a mixed op over its candidates (research/paper.md 1.3, 2).
 
-A :class:`SuperNet` has the same stem, head and classifier as :class:`~kwspi.train.model.KwsNet`
+A :class:`SuperNet` has the same stem, head and classifier as :class:`~kwspi.train.nets.model.KwsNet`
 and twelve :class:`MixedOp` cells. Cell 1 (stride 2 in both axes, no shortcut) chooses among
 the 18 MBConv candidates ``k{3,5,7}e{1..6}``; cells 2..12 (stride 1, identity shortcut) also
 among ``zero``, which skips the cell. Each cell holds architecture logits ``alpha`` and the
@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kwspi.train.counting import count
-from kwspi.train.model import MBConv, InputNorm, KwsNet, bn, init_weights
-from kwspi.train.quant import QConv2d, QLinear
-from kwspi.train.space import N_CELLS, ZERO, Arch, candidate_ops, parse_op, round_channels
+from kwspi.train.nets.counting import count
+from kwspi.train.nets.model import MBConv, InputNorm, KwsNet, bn, init_weights
+from kwspi.train.nets.quant import QConv2d, QLinear
+from kwspi.train.nets.space import N_CELLS, ZERO, Arch, candidate_ops, parse_op, round_channels
 
 ALPHA_INIT_STD = 1e-3
 

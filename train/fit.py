@@ -29,7 +29,7 @@ from torch import nn
 
 from kwspi.atomic import atomic_write
 from kwspi.errors import KwspiError
-from kwspi.train.quant import WeightQuant, set_weight_quant
+from kwspi.train.nets.quant import WeightQuant, set_weight_quant
 
 log = logging.getLogger(__name__)
 

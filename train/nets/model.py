@@ -2,7 +2,7 @@
 
 Both take features ``[batch, 1, n_mfcc, n_frames]`` (cepstra on the height axis, time on
 the width axis) and return logits ``[batch, n_classes]``. Every conv and linear layer is a
-:class:`~kwspi.train.quant.QConv2d` / :class:`~kwspi.train.quant.QLinear`, so weight
+:class:`~kwspi.train.nets.quant.QConv2d` / :class:`~kwspi.train.nets.quant.QLinear`, so weight
 quantization can be switched on for any of them.
 
 Both start with :class:`InputNorm`, a fixed per-coefficient standardisation whose
@@ -17,8 +17,8 @@ import math
 import torch
 from torch import nn
 
-from kwspi.train.quant import QConv2d, QLinear
-from kwspi.train.space import Arch, parse_op, round_channels
+from kwspi.train.nets.quant import QConv2d, QLinear
+from kwspi.train.nets.space import Arch, parse_op, round_channels
 
 BN_EPS = 1e-3
 

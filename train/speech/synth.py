@@ -45,7 +45,7 @@ from kwspi import gsc
 from kwspi.errors import KwspiError
 from kwspi.wavio import read_wav_bytes_lenient, write_wav
 
-from kwspi.train import noise
+from kwspi.train.speech import noise
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ keywords, short phrases with a keyword in them ("please turn the lights on now")
 without one, and confusable non-keywords ("yesterday", "nobody", "downtown"), separated by
 random gaps. Every word is spoken separately by espeak-ng with the event's speaker and joined
 to the next with a short natural gap, so each word's start and end in the stream are measured
-on its own audio (to the 10 ms frame of :func:`~kwspi.train.synth.speech_bounds`), not guessed.
+on its own audio (to the 10 ms frame of :func:`~kwspi.train.speech.synth.speech_bounds`), not guessed.
 
 The truth file is DESIGN.md's stream truth CSV: header ``label,start_s,end_s``, one row per
 spoken word, keywords and others.
@@ -36,7 +36,7 @@ import numpy as np
 from kwspi import gsc
 from kwspi.atomic import temp_path
 from kwspi.errors import KwspiError
-from kwspi.train import noise, synth
+from kwspi.train.speech import noise, synth
 # The truth file and the scoring rule live in the runtime (eval-stream runs on a Pi without
 # this module); re-exported so stream users keep one import.
 from kwspi.streamscore import Detected, StreamScore, hit_window, score_detections  # noqa: F401
