@@ -20,6 +20,7 @@ import click
 from click.core import ParameterSource
 
 from kwspi.modelinfo import resolve_model
+from kwspi.options import parse_thresholds
 
 from kwspi.deploy.decision import Detection
 from kwspi.deploy.engine import Detector
@@ -32,20 +33,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds that hooks still running at the end of a file get before the process exits.
 HOOK_DRAIN_S = 2.0
-
-
-def parse_thresholds(values) -> dict[str, float] | None:
-    """``--threshold`` values (``T`` or ``LABEL=T``) as a mapping; ``T`` becomes ``"default"``."""
-    out = {}
-    for value in values:
-        label, sep, number = value.rpartition("=")
-        try:
-            t = float(number)
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is neither T nor LABEL=T (T a number in (0, 1])",
-                                     param_hint="--threshold") from None
-        out[label.strip() if sep else "default"] = t
-    return out or None
 
 
 @contextlib.contextmanager

@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 
 from kwspi.modelinfo import resolve_model
+from kwspi.options import parse_thresholds
 from kwspi.truth import read_truth
 
-from kwspi.deploy.cli import parse_thresholds
 from kwspi.deploy.evalstream import SWEEP_THRESHOLDS, TARGET_FA_PER_HOUR, evaluate_stream
 from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.sources import WavSource

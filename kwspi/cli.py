@@ -17,20 +17,21 @@ import click
 
 from kwspi import __version__
 from kwspi.errors import KwspiError, MissingDependency
+from kwspi.options import json_option, model_option, seed_option
 
 #: command name -> ("module:attribute" of its click command, its one-line help). The help
 #: is repeated here so that `kwspi --help` imports none of them (torch, sounddevice);
 #: a test checks it matches each command's own.
 LAZY_COMMANDS = {
     "synth": ("kwspi.train.cli:synth", "Synthesize spoken words with espeak-ng, in Google Speech Commands' layout."),
-    "train": ("kwspi.train.train_cli:train", "Train a network: an architecture JSON file or a baseline name."),
-    "export": ("kwspi.train.train_cli:export", "Export a training checkpoint to a self-describing int8 ONNX model."),
-    "search": ("kwspi.train.search_cli:search_command", "Search an architecture (ProxylessNAS) under a MACs target."),
-    "sweep": ("kwspi.train.sweep_cli:sweep",
+    "train": ("kwspi.train.cli:train", "Train a network: an architecture JSON file or a baseline name."),
+    "export": ("kwspi.train.cli:export", "Export a training checkpoint to a self-describing int8 ONNX model."),
+    "search": ("kwspi.train.cli:search", "Search an architecture (ProxylessNAS) under a MACs target."),
+    "sweep": ("kwspi.train.cli:sweep",
               "Search over beta, retrain, export and compare with DS-CNN (the paper's sweep)."),
-    "synth-stream": ("kwspi.train.stream_cli:synth_stream",
+    "synth-stream": ("kwspi.train.cli:synth_stream",
                      "Synthesize a long spoken audio stream over noise, with a truth CSV."),
-    "demo": ("kwspi.train.stream_cli:demo", "Spot keywords in a synthesized stream and compare with what was said."),
+    "demo": ("kwspi.train.cli:demo", "Spot keywords in a synthesized stream and compare with what was said."),
     "listen": ("kwspi.deploy.cli:listen", "Listen for keywords in a microphone or a WAV file."),
     "devices": ("kwspi.deploy.cli:devices", "List the audio input devices kwspi can listen to."),
     "eval-stream": ("kwspi.deploy.eval_cli:eval_stream",
@@ -92,7 +93,7 @@ def main(verbose):
 
 @main.command(short_help="Show what a model file says about itself.")
 @click.argument("model", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option()
 def info(model, as_json):
     """Show what a model file says about itself (the bundled model without MODEL).
 
@@ -128,15 +129,14 @@ def info(model, as_json):
 
 
 @main.command("eval", short_help="Accuracy of a model on a GSC-layout folder.")
-@click.option("--model", type=click.Path(dir_okay=False, path_type=Path),
-              help="An int8/float ONNX model, or a training checkpoint (.pt, needs torch). [default: bundled]")
+@model_option(help="An int8/float ONNX model, or a training checkpoint (.pt, needs torch). [default: bundled]")
 @click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="A folder in Google Speech Commands layout.")
 @click.option("--split", default="testing", show_default=True,
               type=click.Choice(["training", "validation", "testing", "all"]),
               help="Which clips: by the folder's list files, else GSC's hash rule; 'all' takes every clip.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the _unknown_ sample.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@seed_option(0, "Seed of the _unknown_ sample.")
+@json_option()
 def evaluate(model, data, split, seed, as_json):
     """Accuracy of a model on a GSC-layout folder, per class and as a confusion matrix.
 
@@ -153,7 +153,7 @@ def evaluate(model, data, split, seed, as_json):
     path = resolve_model(model)
     if path.suffix == ".pt":
         try:
-            from kwspi.train.train_cli import evaluate_checkpoint
+            from kwspi.train.run import evaluate_checkpoint
         except ModuleNotFoundError as e:
             raise MissingDependency(f"evaluating a checkpoint needs {e.name}: pip install 'kwspi[train]'") from None
         report = evaluate_checkpoint(path, data, split, seed)

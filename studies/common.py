@@ -7,9 +7,9 @@ everything here is about doing few, small, reproducible runs:
   the first N training speakers (by a hash, so the choice is stable) and every test clip.
   ``kwspi.train.data.load_split`` then caches its features like any other data set, which
   matters for the 20/30/40-cepstra features that nothing has computed yet.
-- :func:`train_run` is ``kwspi train`` without the CLI: the same model, input statistics,
-  training loop and checkpoint, resumed (or skipped when finished) on a second invocation,
-  so an interrupted study loses at most one epoch.
+- :func:`train_run` runs ``kwspi train``'s run (:func:`kwspi.train.run.train_run`) in a
+  folder named by the scale, resumed (or skipped when finished) on a second invocation, so
+  an interrupted study loses at most one epoch.
 - :func:`write_results` writes the JSON rows, the Markdown page and the plot side by side.
 """
 
@@ -35,15 +35,14 @@ import torch  # noqa: E402
 from kwspi import gsc  # noqa: E402
 from kwspi.atomic import write_text  # noqa: E402
 from kwspi.features import FeatureConfig  # noqa: E402
-from kwspi.train.speech.augment import AugmentConfig  # noqa: E402
-from kwspi.train.nets.counting import count  # noqa: E402
 from kwspi.options import progress_bar  # noqa: E402
+from kwspi.train import run  # noqa: E402
+from kwspi.train.config import DataConfig, TrainConfig, TrainRun, WeightQuant  # noqa: E402
 from kwspi.train.data import FeatureSet, load_split  # noqa: E402
-from kwspi.train.nets.model import build_model, set_input_stats  # noqa: E402
-from kwspi.train.nets.quant import WeightQuant  # noqa: E402
+from kwspi.train.fit import predict  # noqa: E402
+from kwspi.train.nets.counting import count  # noqa: E402
 from kwspi.train.nets.space import Arch, load_arch  # noqa: E402
-from kwspi.train.fit import TrainConfig, fit, load_checkpoint, load_weights, predict  # noqa: E402
-from kwspi.train.train_cli import epoch_tensors  # noqa: E402
+from kwspi.train.speech.augment import AugmentConfig  # noqa: E402
 
 log = logging.getLogger("studies")
 
@@ -162,6 +161,7 @@ def make_subset(src: Path, dst: Path, train_speakers: int) -> Path:
 
 @dataclass
 class Splits:
+    root: Path
     train: FeatureSet
     test: FeatureSet
     heldout: FeatureSet | None
@@ -178,60 +178,47 @@ def load_splits(subset: Path, heldout: str | None, cfg: FeatureConfig, scale: Sc
     train = load_split(subset, "training", cfg, task, AugmentConfig(), scale.views, **kw)
     test = load_split(subset, "testing", cfg, task, None, None, **kw)
     held = load_split(Path(heldout), gsc.ALL, cfg, task, None, None, **kw) if heldout else None
-    return Splits(train, test, held)
+    return Splits(subset, train, test, held)
 
 
 # ---------------------------------------------------------------------------------------
 # Training and measuring
 
 
-def checkpoint_for(work: Path, scale: Scale, cfg: FeatureConfig, wq: WeightQuant | None,
-                   from_float: bool = False) -> Path:
-    """Where one run's checkpoint lives. Both studies use this naming, so the n-mfcc study's
-    10-cepstra, 8-bit run is the quant study's 8-bit QAT run, trained once."""
+def run_folder(work: Path, scale: Scale, cfg: FeatureConfig, wq: WeightQuant | None, from_float: bool = False) -> Path:
+    """Where one run lives. Both studies use this naming, so the n-mfcc study's 10-cepstra,
+    8-bit run is the quant study's 8-bit QAT run, trained once."""
     a = Arch.from_dict(scale.arch)
     tag = (f"w{a.width_mult}-s{scale.train_speakers}-e{scale.epochs}-v{scale.views}-b{scale.batch_size}"
            f"-lr{scale.lr}-seed{scale.seed}")
     kind = "float" if wq is None else f"qat{wq.bits}-{wq.scheme}" + ("-from-float" if from_float else "")
-    return work / "runs" / tag / f"mfcc{cfg.n_mfcc}-{kind}.pt"
+    return work / "runs" / tag / f"mfcc{cfg.n_mfcc}-{kind}"
 
 
-def train_run(splits: Splits, cfg: FeatureConfig, scale: Scale, wq: WeightQuant | None, work: Path,
+def train_run(subset: Path, cfg: FeatureConfig, scale: Scale, wq: WeightQuant | None, work: Path,
               init: torch.nn.Module | None = None):
-    """Train (or resume, or just load) one network; returns ``(model, cpu_seconds)``.
+    """Train (or resume, or just load) one network with ``kwspi train``'s run; returns
+    ``(model, cpu_seconds)``.
 
     ``wq=None`` trains float weights. The recipe is the paper's (TrainConfig's defaults)
     apart from the epoch count. ``init``: start from this trained float network's weights
     instead of a fresh initialisation (the paper's QAT retraining started from trained weights).
     """
-    checkpoint = checkpoint_for(work, scale, cfg, wq, from_float=init is not None)
-    tcfg = TrainConfig(epochs=scale.epochs, batch_size=scale.batch_size, lr=scale.lr, seed=scale.seed,
-                       weight_bits=wq.bits if wq else None, quant_scheme=wq.scheme if wq else "paper",
-                       device="cpu")
-    arch = Arch.from_dict(scale.arch)
-    torch.manual_seed(scale.seed)
-    model = build_model(arch, cfg.n_mfcc, cfg.n_frames, len(splits.train.label_names))
-    X0, _ = epoch_tensors(splits.train)
-    set_input_stats(model, X0.mean(dim=(0, 1, 3)), X0.std(dim=(0, 1, 3)))
-    if init is not None:
-        model.load_state_dict(init.state_dict())  # fit(resume=True) overrides it once a checkpoint exists
-    if checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        if state["train_config"] != asdict(tcfg) or state["features"] != cfg.to_json():
-            raise SystemExit(f"{checkpoint}: from another scale; use another --work or delete it")
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"arch": arch.to_dict(), "features": cfg.to_json(), "labels": list(splits.train.label_names),
-            "data": scale.data, "augment": AugmentConfig().to_json(),
-            "views": scale.views}
+    folder = run_folder(work, scale, cfg, wq, from_float=init is not None)
+    config = TrainRun(
+        arch=Arch.from_dict(scale.arch).to_json(), out=folder, resume=True,
+        data=DataConfig(data=subset, n_mfcc=cfg.n_mfcc, views=scale.views),
+        train=TrainConfig(epochs=scale.epochs, batch_size=scale.batch_size, lr=scale.lr, seed=scale.seed,
+                          weight_bits=wq.bits if wq else None, quant_scheme=wq.scheme if wq else "paper",
+                          device="cpu"))
     # CPU time of this run across invocations, kept beside the checkpoint: a study that
     # reuses or resumes a run still reports what training it cost.
-    timing = checkpoint.with_suffix(".cpu.json")
+    timing = folder / "cpu.json"
     seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else 0.0
     start = time.process_time()
-    fit(model, lambda e: epoch_tensors(splits.train, e), None, tcfg, checkpoint, meta, resume=True)
+    model, _ = run.train_run(config, progress_bar, init)
     seconds += time.process_time() - start
     write_text(timing, json.dumps({"seconds": round(seconds, 1)}) + "\n")
-    load_weights(model, load_checkpoint(checkpoint), checkpoint)  # the same weights either way
     return model.eval(), seconds
 
 
@@ -239,7 +226,7 @@ def accuracy(model, fs: FeatureSet | None) -> float | None:
     """Top-1 accuracy on an unaugmented set (``None`` when the set was not loaded)."""
     if fs is None:
         return None
-    X, y = epoch_tensors(fs)
+    X, y = run.epoch_tensors(fs)
     return float((predict(model, X) == y.numpy()).mean())
 
 

@@ -18,6 +18,7 @@ import statistics
 from pathlib import Path
 
 from kwspi.atomic import write_text
+from kwspi.train.config import DataConfig, ExportRun, TrainConfig, TrainRun
 from kwspi.train.speech.augment import EXTRA_AUGMENTATIONS
 from kwspi.train.sweep import Step, run_plan
 from kwspi.train.sweep_report import model_row
@@ -26,10 +27,10 @@ NAME = "generalisation"
 RECIPES = ("paper", *EXTRA_AUGMENTATIONS, "all")
 
 
-def recipe_args(recipe: str) -> list[str]:
+def recipe_augment(recipe: str) -> tuple[str, ...]:
     if recipe == "paper":
-        return []
-    return ["--augment", ",".join(EXTRA_AUGMENTATIONS) if recipe == "all" else recipe]
+        return ()
+    return tuple(EXTRA_AUGMENTATIONS) if recipe == "all" else (recipe,)
 
 
 def model_file(args, recipe: str, seed: int) -> Path:
@@ -42,11 +43,12 @@ def plan(args) -> list[Step]:
         for recipe in args.recipes:
             tag = f"{args.arch}-{recipe}-seed{seed}"
             run, model = args.work / tag, model_file(args, recipe, seed)
-            steps.append(Step(f"{tag}/train", ("train", args.arch, "--data", str(args.data), "--out", str(run),
-                                               "--epochs", str(args.epochs), "--seed", str(seed),
-                                               *recipe_args(recipe), "--resume"), run / "metrics.json"))
-            steps.append(Step(f"{tag}/export", ("export", str(run / "checkpoint.pt"), "--out", str(model),
-                                                "--eval-data", str(args.heldout)), model, (f"{tag}/train",)))
+            train = TrainRun(arch=args.arch, out=run, resume=True,
+                             data=DataConfig(data=args.data, augment=recipe_augment(recipe)),
+                             train=TrainConfig(epochs=args.epochs, seed=seed))
+            steps.append(Step.of(f"{tag}/train", train, run / "metrics.json"))
+            export = ExportRun(checkpoint=run / "checkpoint.pt", out=model, eval_data=(args.heldout,))
+            steps.append(Step.of(f"{tag}/export", export, model, (f"{tag}/train",)))
     return steps
 
 
@@ -62,7 +64,7 @@ def summarise(args) -> list[dict]:
         runs = [model_row(model_file(args, recipe, seed), families) for seed in seeds]
         speakers = [r["accuracy_heldout_speakers"] for r in runs]
         unheard = [r["accuracy_heldout_families"] for r in runs]
-        rows.append({"recipe": recipe, "augment": recipe_args(recipe)[1:] or ["(paper: shift + noise)"],
+        rows.append({"recipe": recipe, "augment": [",".join(recipe_augment(recipe))] if recipe != "paper" else ["(paper: shift + noise)"],
                      "seeds": seeds, "heldout_speakers": statistics.mean(speakers),
                      "heldout_families": statistics.mean(unheard), "heldout_families_by_seed": unheard,
                      "n_speakers": runs[0]["n_heldout_speakers"], "n_families": runs[0]["n_heldout_families"]})

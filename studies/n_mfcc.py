@@ -119,7 +119,7 @@ def main(argv=None) -> None:
     for n in (int(k) for k in args.n_mfcc.split(",")):
         cfg = FeatureConfig(n_mfcc=n)
         splits = common.load_splits(subset, scale.heldout, cfg, scale)
-        model, seconds = common.train_run(splits, cfg, scale, WeightQuant(BITS, "paper"), args.work)
+        model, seconds = common.train_run(subset, cfg, scale, WeightQuant(BITS, "paper"), args.work)
         cpu += seconds
         sizes = common.split_sizes(splits)
         rows.append({"n_mfcc": n, **common.model_counts(model, cfg, BITS), "test": common.accuracy(model, splits.test),

@@ -44,11 +44,11 @@ def run(splits: Splits, cfg: FeatureConfig, scale: Scale, work: Path, bits_list,
     ``from_float``: QAT starts from the trained float network (another ``epochs`` of
     training on top of it) instead of from scratch.
     """
-    float_model, cpu = common.train_run(splits, cfg, scale, None, work)
+    float_model, cpu = common.train_run(splits.root, cfg, scale, None, work)
     rows = [row(None, float_model, float_model, splits, cfg)]
     for bits in bits_list:
         init = copy.deepcopy(float_model) if from_float else None
-        qat_model, seconds = common.train_run(splits, cfg, scale, WeightQuant(bits, "paper"), work, init)
+        qat_model, seconds = common.train_run(splits.root, cfg, scale, WeightQuant(bits, "paper"), work, init)
         cpu += seconds
         rounded = round_weights_(copy.deepcopy(float_model), bits)
         rows.append(row(bits, qat_model, rounded, splits, cfg))

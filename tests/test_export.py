@@ -11,7 +11,8 @@ from kwspi.train.export import export_model
 from kwspi.train.nets.model import build_model
 from kwspi.train.nets.quant import WeightQuant, quantize_channel, set_weight_quant
 from kwspi.train.nets.space import PAPER_20MFCC_BETA8, Arch
-from kwspi.train.fit import TrainConfig, fit
+from kwspi.train.config import TrainConfig
+from kwspi.train.fit import fit
 
 LABELS = ("a", "b", "c", "_silence_", "_unknown_")
 
@@ -32,8 +33,7 @@ def exported(tmp_path_factory):
     arch = Arch(cells=("k5e2",) * 6 + ("zero",) * 6, width_mult=0.5)
     model = build_model(arch, 10, 49, len(LABELS))
     X, y = _data(400, 0)
-    fit(model, lambda e: (X, y), None, TrainConfig(epochs=5, batch_size=50, lr=0.05), tmp / "ck.pt", {},
-        progress=False)
+    fit(model, lambda e: (X, y), None, TrainConfig(epochs=5, batch_size=50, lr=0.05), tmp / "ck.pt", {})
     c = count(model, (1, 1, 10, 49))
     info = ModelInfo(labels=LABELS, features=FeatureConfig(), arch=arch.to_dict(), macs=c.macs,
                      params=c.params, weight_bits=8, weight_bytes=c.weight_bytes(8), dataset="toy",

@@ -13,7 +13,7 @@ from kwspi.evaluate import split_features, task_for
 from kwspi.modelinfo import open_session
 from kwspi.train.speech.synth import SynthConfig, synthesize_dataset
 from kwspi.train.fit import load_checkpoint
-from kwspi.train.train_cli import restore
+from kwspi.train.run import restore
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,19 @@ from kwspi.errors import KwspiError
 from kwspi.features import FeatureConfig
 from kwspi.train.nets.counting import count
 from kwspi.train.nets.model import KwsNet
-from kwspi.train.search import (SearchConfig, arch_loss, arch_lr, fork_warmup, load_search_checkpoint, recalibrate_bn,
+from kwspi.train.config import SearchConfig
+from kwspi.train.search import (arch_loss, arch_lr, fork_warmup, load_search_checkpoint, recalibrate_bn,
                                 search)
-from kwspi.train.search_cli import search_command
+from kwspi.train.cli import search as search_command
 from kwspi.train.nets.space import load_arch
 from kwspi.train.nets.supernet import SuperNet
-from kwspi.train.fit import TrainConfig, load_checkpoint
-from kwspi.train.train_cli import check_same_run, restore
+from kwspi.train.config import TrainConfig
+from kwspi.train.fit import load_checkpoint
+from kwspi.train.run import check_same_run, restore
 from conftest import make_gsc
 
 N_MFCC, N_FRAMES = 10, 21
-TINY = SearchConfig(width_mult=0.125, target_macs=1e5, warmup_epochs=1, joint_epochs=2, batch_size=20,
+TINY = SearchConfig(width_mult=0.125, target_macs=1e5, warmup_epochs=1, search_epochs=2, batch_size=20,
                     arch_every=1, arch_lr=0.5)
 
 
@@ -38,7 +40,7 @@ def tiny_search(cfg, out, n=40, **kw):
     torch.manual_seed(0)
     net = SuperNet(N_MFCC, N_FRAMES, 2, cfg.width_mult)
     X, y = toy(n, 0)
-    history = search(net, lambda e: (X, y), toy(40, 1), cfg, out, meta={}, progress=False, **kw)
+    history = search(net, lambda e: (X, y), toy(40, 1), cfg, out, meta={}, **kw)
     return net, history
 
 
@@ -80,7 +82,7 @@ def test_a_higher_beta_finds_a_cheaper_network(tmp_path):
 
 
 def test_resume_gives_the_same_logits_and_weights(tmp_path):
-    cfg = replace(TINY, joint_epochs=3)
+    cfg = replace(TINY, search_epochs=3)
     straight, full = tiny_search(cfg, tmp_path / "a")
 
     def crash_after_third_epoch(epoch, record):
@@ -113,7 +115,7 @@ def test_a_forked_warmup_is_the_run_that_warmed_up_itself(tmp_path):
     """One warm-up serves a whole sweep: forking it into beta 16 gives the straight beta-16 run."""
     cfg = replace(TINY, beta=16.0)
     straight, full = tiny_search(cfg, tmp_path / "straight")
-    tiny_search(replace(TINY, beta=0.0, joint_epochs=0, arch_lr=0.0), tmp_path / "warm")
+    tiny_search(replace(TINY, beta=0.0, search_epochs=0, arch_lr=0.0), tmp_path / "warm")
     warm = load_search_checkpoint(tmp_path / "warm" / "supernet.pt")
     (tmp_path / "fork").mkdir()
     torch.save(fork_warmup(warm, cfg, "warm"), tmp_path / "fork" / "supernet.pt")
@@ -153,7 +155,7 @@ def test_cli_search_writes_an_architecture_that_train_can_continue(tmp_path):
     data = make_gsc(tmp_path / "gsc", words=("yes", "no", "bed"), n_speakers=12)
     out = tmp_path / "run"
     args = ["--data", str(data), "--out", str(out), "--width-mult", "0.125", "--warmup-epochs", "1",
-            "--epochs", "2", "--batch-size", "10", "--views", "1", "--keywords", "yes,no", "--seed", "3"]
+            "--search-epochs", "2", "--batch-size", "10", "--views", "1", "--keywords", "yes,no", "--seed", "3"]
     result = CliRunner().invoke(search_command, args)
     assert result.exit_code == 0, result.output
     assert "inherited weights" in result.output
@@ -173,7 +175,7 @@ def test_train_init_from_starts_at_the_inherited_weights(tmp_path):
     data = make_gsc(tmp_path / "gsc", words=("yes", "no", "bed"), n_speakers=12)
     out = tmp_path / "run"
     args = ["--data", str(data), "--out", str(out), "--width-mult", "0.125", "--warmup-epochs", "1",
-            "--epochs", "1", "--batch-size", "10", "--views", "1", "--keywords", "yes,no"]
+            "--search-epochs", "1", "--batch-size", "10", "--views", "1", "--keywords", "yes,no"]
     assert CliRunner().invoke(search_command, args).exit_code == 0
     inherited = restore(out / "inherited.pt")[0]
     from kwspi.cli import main

@@ -152,7 +152,7 @@ def test_negative_stream_has_no_keyword_and_memory_does_not_grow_with_length(tmp
 
 @needs_espeak
 def test_synth_stream_command(tmp_path):
-    from kwspi.train.stream_cli import synth_stream
+    from kwspi.train.cli import synth_stream
 
     runner = CliRunner()
     result = runner.invoke(synth_stream, [str(tmp_path / "s.wav"), "--seconds", "8", "--seed", "2",

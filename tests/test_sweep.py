@@ -7,8 +7,9 @@ from click.testing import CliRunner
 
 from kwspi.errors import KwspiError
 from kwspi.modelinfo import read_info
-from kwspi.train.sweep import SweepConfig, plan, run_plan
-from kwspi.train.sweep_cli import sweep
+from kwspi.train.cli import sweep
+from kwspi.train.config import SweepConfig
+from kwspi.train.sweep import plan, run_plan
 from kwspi.train.sweep_report import markdown_table, pareto_notes, plot
 from conftest import make_gsc
 
@@ -27,10 +28,11 @@ def test_plan_shares_one_warmup_per_width_and_cepstra():
         assert all(names.index(a) < names.index(s.name) for a in s.after)
     search = next(s for s in steps if s.name == "nas-w0.5-c20-b16/search")
     assert search.after == ("warmup-w0.5-c20",)
-    assert search.argv[search.argv.index("--warmup-from") + 1] == str(Path("r/warmup-w0.5-c20/supernet.pt"))
-    assert search.argv[search.argv.index("--beta") + 1] == "16"
+    assert search.config.warmup_from == Path("r/warmup-w0.5-c20/supernet.pt") and search.config.search.beta == 16
+    assert search.argv[search.argv.index("--beta") + 1] == "16.0" and "--search-epochs" in search.argv
     retrain = next(s for s in steps if s.name == "nas-w0.5-c20-b16/train")
-    assert retrain.argv[retrain.argv.index("--init-from") + 1] == str(Path("r/nas-w0.5-c20-b16/search/inherited.pt"))
+    assert retrain.config.init_from == Path("r/nas-w0.5-c20-b16/search/inherited.pt")
+    assert retrain.argv[retrain.argv.index("--init-from") + 1] == str(retrain.config.init_from)
     # two numbers of cepstra: one baseline each, named apart
     assert {s.name for s in steps if s.name.startswith("dscnn")} == {
         "dscnn-s-c10/train", "dscnn-s-c10/export", "dscnn-s-c20/train", "dscnn-s-c20/export"}

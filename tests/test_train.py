@@ -4,7 +4,8 @@ import torch
 from kwspi.errors import KwspiError
 from kwspi.train.nets.model import build_model
 from kwspi.train.nets.space import Arch, dscnn
-from kwspi.train.fit import TrainConfig, cosine_lr, fit, load_checkpoint, load_weights, predict
+from kwspi.train.config import TrainConfig
+from kwspi.train.fit import cosine_lr, fit, load_checkpoint, load_weights, predict
 
 TINY = Arch(cells=("k3e1",) + ("zero",) * 11, width_mult=0.25)
 
@@ -30,7 +31,7 @@ def test_learns_a_separable_toy_task(tmp_path):
     X, y = _toy_data()
     model = build_model(TINY, 10, 49, 2)
     cfg = TrainConfig(epochs=6, batch_size=20, lr=0.05)
-    history = fit(model, lambda e: (X, y), (X, y), cfg, tmp_path / "ck.pt", meta={}, progress=False)
+    history = fit(model, lambda e: (X, y), (X, y), cfg, tmp_path / "ck.pt", meta={})
     assert history[-1]["val_accuracy"] > 0.9
     assert history[-1]["loss"] < history[0]["loss"]
 
@@ -41,7 +42,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
     torch.manual_seed(1)
     straight = build_model(TINY, 10, 49, 2)
-    fit(straight, lambda e: (X, y), None, cfg, tmp_path / "a.pt", meta={}, progress=False)
+    fit(straight, lambda e: (X, y), None, cfg, tmp_path / "a.pt", meta={})
 
     def crash_after_first_epoch(epoch, stats):
         if epoch == 0:
@@ -50,13 +51,13 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     torch.manual_seed(1)
     interrupted = build_model(TINY, 10, 49, 2)
     with pytest.raises(KeyboardInterrupt):
-        fit(interrupted, lambda e: (X, y), None, cfg, tmp_path / "b.pt", meta={}, progress=False,
+        fit(interrupted, lambda e: (X, y), None, cfg, tmp_path / "b.pt", meta={},
             on_epoch=crash_after_first_epoch)
     assert load_checkpoint(tmp_path / "b.pt")["epoch"] == 1
 
     torch.manual_seed(99)  # a fresh process would start from other random weights
     resumed = build_model(TINY, 10, 49, 2)
-    history = fit(resumed, lambda e: (X, y), None, cfg, tmp_path / "b.pt", meta={}, resume=True, progress=False)
+    history = fit(resumed, lambda e: (X, y), None, cfg, tmp_path / "b.pt", meta={}, resume=True)
     assert len(history) == 3
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
@@ -70,8 +71,7 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
     X, y = _toy_data(40)
     model = build_model(TINY, 10, 49, 2)
-    fit(model, lambda e: (X, y), None, TrainConfig(epochs=1, batch_size=20), tmp_path / "c.pt", meta={},
-        progress=False)
+    fit(model, lambda e: (X, y), None, TrainConfig(epochs=1, batch_size=20), tmp_path / "c.pt", meta={})
     other = build_model(dscnn("s"), 10, 49, 2)
     with pytest.raises(KwspiError, match="do not match the architecture"):
         load_weights(other, load_checkpoint(tmp_path / "c.pt"))

@@ -1,45 +1,74 @@
-"""Click commands of the training side, registered lazily by :mod:`kwspi.cli`.
+"""The training side's commands: data (synth, synth-stream, demo) and runs (search, train,
+export, sweep), registered lazily by :mod:`kwspi.cli`.
 
-Top-level imports stay torch-free: ``kwspi synth`` must work where torch is not installed,
-and a command that needs torch imports it inside its function.
+Each command builds its config and calls one function. The run commands' options are made
+from their configs (:mod:`kwspi.train.config`), so a default lives only in the dataclass.
+Top-level imports stay torch-free: ``kwspi synth`` works where torch is not installed, and
+``--help`` of every command draws without it; a run imports :mod:`kwspi.train.run` when it
+starts.
 """
 
 from __future__ import annotations
 
-import sys
+import importlib
 from pathlib import Path
 
 import click
 
 from kwspi import gsc
-from kwspi.train.speech import synth as _synth
+from kwspi.errors import KwspiError, MissingDependency
+from kwspi.options import config_from_options, config_options, model_option, progress_bar, seed_option
+from kwspi.settings import parse_names
+from kwspi.train.config import ExportRun, SearchRun, SweepConfig, TrainRun
+from kwspi.train.demo import DemoConfig
+from kwspi.train.speech.stream import StreamConfig
+from kwspi.train.speech.synth import SynthConfig
+
+_SYNTH, _STREAM, _DEMO = SynthConfig(), StreamConfig(), DemoConfig()
 
 
-def parse_names(value: str | None) -> tuple[str, ...] | None:
-    """``"a,b, c"`` -> ``("a", "b", "c")``; ``None`` stays ``None`` (meaning: all)."""
-    if value is None:
-        return None
-    return tuple(x.strip() for x in value.split(",") if x.strip())
+def _torch_side(module: str):
+    """``kwspi.train.<module>``, or the one-line install hint when torch is missing."""
+    try:
+        return importlib.import_module(f"kwspi.train.{module}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] in {"torch", "onnx", "onnxscript"}:
+            raise MissingDependency(f"this command needs {e.name}: pip install 'kwspi[train]'") from None
+        raise
+
+
+def _voices(voices: str | None, exclude_voices: str | None) -> dict:
+    if voices is not None and exclude_voices is not None:
+        raise click.UsageError("give --voices or --exclude-voices, not both")
+    return {"voices": parse_names(voices), "exclude_voices": parse_names(exclude_voices) or ()}
+
+
+def _voice_options(command):
+    command = click.option("--exclude-voices", default=None, metavar="NAMES",
+                           help="Comma-separated voices to leave out; 'mbrola' leaves out every mbrola voice.")(command)
+    return click.option("--voices", default=None, metavar="NAMES",
+                        help="Comma-separated espeak-ng voices to use (e.g. en-us,en-gb). [default: every English "
+                             "voice]")(command)
+
+
+# --- data ------------------------------------------------------------------------------------
 
 
 @click.command("synth", short_help="Synthesize spoken words with espeak-ng, in Google Speech Commands' layout.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--speakers", "n_speakers", type=click.IntRange(min=1), default=60, show_default=True,
+@click.option("--speakers", "n_speakers", type=click.IntRange(min=1), default=_SYNTH.speakers, show_default=True,
               help="Number of speakers (voice+variant at one speed and pitch).")
 @click.option("--words", default=None, metavar="WORDS|FILE",
               help="Comma-separated words, or a file with one per line. [default: the 35 GSC v0.02 words]")
-@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=_SYNTH.repeats, show_default=True,
               help="Clips per speaker and word (<speaker>_nohash_<n>.wav), each with its own jitter.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Same seed and options: identical files.")
-@click.option("--voices", default=None, metavar="NAMES",
-              help="Comma-separated espeak-ng voices to use (e.g. en-us,en-gb). [default: every English voice]")
-@click.option("--exclude-voices", default=None, metavar="NAMES",
-              help="Comma-separated voices to leave out; 'mbrola' leaves out every mbrola voice.")
+@seed_option(_SYNTH.seed, "Same seed and options: identical files.")
+@_voice_options
 @click.option("--variants", default=None, metavar="NAMES",
               help="Comma-separated variants (f1,m3,...; 'none' = no variant). [default: all]")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Parallel espeak-ng processes. [default: number of CPUs]")
-@click.option("--noise-seconds", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
+@click.option("--noise-seconds", type=click.FloatRange(min=1.0), default=_SYNTH.noise_seconds, show_default=True,
               help="Length of each generated background-noise file.")
 def synth(out_dir, n_speakers, words, repeats, seed, voices, exclude_voices, variants, jobs, noise_seconds):
     """Synthesize spoken words with espeak-ng, in Google Speech Commands' layout.
@@ -55,21 +84,204 @@ def synth(out_dir, n_speakers, words, repeats, seed, voices, exclude_voices, var
       kwspi synth data/synth --speakers 60 --seed 0
       kwspi synth data/lights --words "lights on,lights off" --repeats 3
     """
-    word_list = _synth.read_words(words) if words is not None else gsc.WORDS_V2
-    config = _synth.SynthConfig(
-        words=word_list,
-        speakers=n_speakers,
-        repeats=repeats,
-        seed=seed,
-        voices=parse_names(voices),
-        exclude_voices=parse_names(exclude_voices) or (),
-        variants=parse_names(variants),
-        noise_seconds=noise_seconds,
-    )
+    from kwspi.train.speech import synth as _synth
+
+    config = SynthConfig(words=_synth.read_words(words) if words is not None else gsc.WORDS_V2,
+                         speakers=n_speakers, repeats=repeats, seed=seed, voices=parse_names(voices),
+                         exclude_voices=parse_names(exclude_voices) or (), variants=parse_names(variants),
+                         noise_seconds=noise_seconds)
     # Check espeak-ng, names and words before the progress bar starts drawing.
     _synth.espeak_version()
     _synth.make_speakers(n_speakers, seed, config.voices, config.variants, config.exclude_voices)
-    total = n_speakers * len(_synth.check_words(word_list)) * repeats
-    with click.progressbar(length=total, label="synthesizing", file=sys.stderr) as bar:
-        summary = _synth.synthesize_dataset(out_dir, config, jobs=jobs, progress=bar.update)
+    total = n_speakers * len(_synth.check_words(config.words)) * repeats
+    with progress_bar("synthesizing", total) as advance:
+        summary = _synth.synthesize_dataset(out_dir, config, jobs=jobs, progress=advance)
     click.echo(f"{out_dir}: {summary}")
+
+
+@click.command("synth-stream", short_help="Synthesize a long spoken audio stream over noise, with a truth CSV.")
+@click.argument("out_wav", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--truth", "truth_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Truth CSV (label,start_s,end_s per spoken word). [default: OUT_WAV with .csv]")
+@click.option("--seconds", type=click.FloatRange(min=5.0), default=_STREAM.seconds, show_default=True,
+              help="Length of the stream.")
+@click.option("--snr-db", type=float, default=_STREAM.snr_db, show_default=True,
+              help="Speech RMS (over its words) to noise RMS, in dB; 'inf' for no noise.")
+@seed_option(_STREAM.seed, "Same seed and options: identical files.")
+@_voice_options
+@click.option("--negative", is_flag=True,
+              help="No keyword at all: sentences and confusable words only (for false-alarm rates).")
+def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, voices, exclude_voices, negative):
+    """Synthesize a long audio stream of speech over noise, and its truth CSV.
+
+    espeak-ng speaks isolated keywords, phrases with a keyword ("please turn the
+    lights on now"), sentences without one, and confusable words ("yesterday",
+    "nobody", "downtown"), with random gaps (at least 1.5 s between keywords) over
+    changing background noise. Writes a 16 kHz mono 16-bit WAV and a CSV with one
+    row per spoken word (label,start_s,end_s). An hour takes little memory: the
+    stream is made and written a few seconds at a time.
+
+    \b
+    Example:
+      kwspi synth-stream stream.wav --seconds 120 --exclude-voices en-029,en-gb-scotland
+      kwspi synth-stream negative.wav --seconds 3600 --negative --snr-db 10
+      kwspi eval-stream --input negative.wav --truth negative.csv --sweep-thresholds
+    """
+    from kwspi.train.speech import stream as _stream
+    from kwspi.train.speech import synth as _synth
+
+    config = StreamConfig(seconds=seconds, snr_db=snr_db, seed=seed, negative=negative,
+                          **_voices(voices, exclude_voices))
+    truth_csv = truth_csv or out_wav.with_suffix(".csv")
+    # Report bad options and paths before the progress bar starts drawing.
+    config.check()
+    _stream.check_paths(out_wav, truth_csv)
+    _synth.resolve_voices(config.voices, config.exclude_voices)
+    with progress_bar("synthesizing stream", int(round(seconds * 1000))) as advance:
+        summary = _stream.write_stream(out_wav, truth_csv, config, progress=lambda s: advance(int(round(s * 1000))))
+    click.echo(str(summary))
+
+
+@click.command("demo", short_help="Spot keywords in a synthesized stream and compare with what was said.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=_DEMO.out_dir,
+              show_default=True, help="Folder for the stream (stream.wav, stream.csv) and the detections.")
+@click.option("--seconds", type=click.FloatRange(min=10.0, max=600.0), default=_DEMO.seconds, show_default=True,
+              help="Length of the stream.")
+@seed_option(_DEMO.seed, "Same seed and options: the same stream.")
+@click.option("--snr-db", type=float, default=_DEMO.snr_db, show_default=True, help="Speech to noise ratio in dB.")
+@model_option
+@click.option("--voices", default=",".join(_DEMO.voices), show_default=True, metavar="NAMES",
+              help="Comma-separated espeak-ng voices (default: families the bundled model never heard).")
+def demo(out_dir, seconds, seed, snr_db, model, voices):
+    """Spot keywords in a synthesized stream and compare with what was said.
+
+    Synthesizes a stream of keywords, alone and in phrases, and sentences
+    without one over noise, runs the real
+    `kwspi listen --input STREAM --json --hook kwspi.train.demo_hook:on_detect`
+    on it, and prints each detection beside the truth (hit or false alarm), the
+    keywords that were missed, and recall and false alarms.
+
+    \b
+    Example:
+      kwspi demo
+      kwspi demo --seconds 60 --snr-db 5 --seed 3 --model runs/dscnn-s/model.onnx
+    """
+    from kwspi.train.demo import run_demo
+
+    run_demo(DemoConfig(out_dir=out_dir, seconds=seconds, seed=seed, snr_db=snr_db, model=model,
+                        voices=parse_names(voices)), echo=click.echo)
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+@click.command("search", short_help="Search an architecture (ProxylessNAS) under a MACs target.")
+@config_options(SearchRun)
+def search(**options):
+    """Search an architecture with ProxylessNAS under a MACs target, as the paper.
+
+    A supernet of twelve cells (18 MBConv candidates each, plus 'zero' from cell
+    2 on) trains its weights on one sampled path per batch; every 5 batches an
+    architecture step on a validation batch lowers CE * (ln E[MACs] / ln
+    target)^beta. The bar shows loss, accuracy, E[MACs] and the argmax
+    architecture as kernel-expansion digits (72 = k7e2, -- = zero).
+
+    OUT/arch.json is the argmax architecture. OUT/inherited.pt is that network
+    with the supernet's weights, as a `kwspi train` checkpoint at epoch 0:
+    `kwspi train OUT/arch.json --init-from OUT/inherited.pt` retrains from the
+    inherited weights (the paper's recipe).
+
+    \b
+    Example:
+      kwspi search --data data/synth --out runs/search --beta 4 --width-mult 0.5 --warmup-epochs 5 \\
+          --search-epochs 15
+      kwspi search --data speech_commands_v0.01 --out runs/nas-b8 --n-mfcc 20 --beta 8
+      kwspi search --data data/synth --out runs/warm --search-epochs 0      # one warm-up ...
+      kwspi search --data data/synth --out runs/b16 --beta 16 --warmup-from runs/warm/supernet.pt  # ... many betas
+      kwspi train runs/nas-b8/arch.json --data speech_commands_v0.01 --out runs/nas-b8-retrain --n-mfcc 20 \\
+          --init-from runs/nas-b8/inherited.pt
+    """
+    cfg = config_from_options(SearchRun, options)
+    run = _torch_side("run")
+    history = run.search_run(cfg, progress_bar)
+    if history:
+        last = history[-1]
+        click.echo(f"{cfg.out / 'arch.json'}: {' '.join(last['arch'])} ({last['argmax_macs'] / 1e6:.2f} M MACs, "
+                   f"E[MACs] {last['expected_macs'] / 1e6:.2f} M); inherited weights in {cfg.out / 'inherited.pt'}")
+
+
+@click.command("train", short_help="Train a network: an architecture JSON file or a baseline name.")
+@config_options(TrainRun)
+def train(**options):
+    """Train a network: an architecture JSON file (e.g. from `kwspi search`) or a
+    baseline name (dscnn-s, dscnn-m, dscnn-l).
+
+    The paper's recipe: SGD with Nesterov momentum, cosine learning rate, label
+    smoothing 0.1, 8-bit weights through the straight-through estimator. A checkpoint
+    is written after every epoch; --resume continues an interrupted run exactly.
+
+    \b
+    Example:
+      kwspi train dscnn-s --data data/synth --out runs/dscnn-s --epochs 30
+      kwspi train arch.json --data speech_commands_v0.01 --out runs/nas --n-mfcc 20
+    """
+    cfg = config_from_options(TrainRun, options)
+    _, metrics = _torch_side("run").train_run(cfg, progress_bar)
+    click.echo(f"{cfg.out}: " + ", ".join(f"{k} accuracy {v['accuracy']:.4f} (n={v['n']})"
+                                          for k, v in metrics.items()))
+
+
+@click.command("export", short_help="Export a training checkpoint to a self-describing int8 ONNX model.")
+@config_options(ExportRun)
+def export(**options):
+    """Export a training checkpoint to a self-describing int8 ONNX model.
+
+    Static int8 quantization (QDQ, per-channel weights) calibrated on training
+    windows, then the model is measured on the validation and testing splits (and on
+    any --eval-data folders) and the figures are stored in its metadata.
+
+    \b
+    Example:
+      kwspi export runs/dscnn-s/checkpoint.pt --out model.onnx
+      kwspi export runs/nas/checkpoint.pt --out nas.onnx --eval-data data/heldout --float-out nas-float.onnx
+    """
+    cfg = config_from_options(ExportRun, options)
+    sizes, metrics = _torch_side("run").export_run(cfg, progress_bar)
+    click.echo(f"{cfg.out}: {sizes['bytes']:,} bytes (float {sizes['float_bytes']:,}), "
+               + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in metrics.items() if isinstance(v, dict)))
+
+
+@click.command("sweep", short_help="Search over beta, retrain, export and compare with DS-CNN (the paper's sweep).")
+@config_options(SweepConfig)
+def sweep(**options):
+    """Run the paper's sweep: search an architecture for every beta, retrain
+    each from its inherited weights, export it int8, train and export the
+    DS-CNN baselines with the same budget, then report accuracy against MACs.
+
+    Each step is a kwspi command (search, train, export) in its own process,
+    logged to RUNS/logs/. One warm-up per width and number of cepstra serves
+    every beta. Rerunning the same command skips what is done and resumes
+    what was interrupted. Writes RESULTS/sweep.md (table and the Pareto
+    comparison), RESULTS/sweep.png, RESULTS/sweep.json (one row per model)
+    and RESULTS/models/nas-w<w>-c<n>-b<beta>.onnx and dscnn-{s,m,l}.onnx.
+
+    \b
+    Example:
+      kwspi sweep --data data/sweep --eval-data data/heldout-families --betas 0,4,16 -j 2
+      kwspi sweep --data speech_commands_v0.01 --betas 0,1,2,4,8,16 --width-mults 0.75,1,1.25 \\
+          --target-macs 20e6 --warmup-epochs 40 --search-epochs 120 --retrain-epochs 120
+    """
+    cfg = config_from_options(SweepConfig, options)
+    sweeping = _torch_side("sweep")
+    steps = sweeping.plan(cfg)
+    if not cfg.report_only:
+        import torch
+
+        gpus = torch.cuda.device_count()
+        failed = sweeping.run_plan(steps, cfg.runs / "logs", cfg.jobs or max(gpus, 1), gpus, echo=click.echo)
+        if failed:
+            raise KwspiError(f"{len(failed)} step(s) failed or were not run: {', '.join(failed)}; "
+                             f"logs in {cfg.runs / 'logs'}")
+    exported = [s.done for s in steps if s.name.endswith("/export") and s.done.exists()]
+    page = _torch_side("sweep_report").report(cfg, exported)
+    click.echo(f"{page}: {len(exported)} models")

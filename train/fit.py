@@ -1,9 +1,7 @@
 """The training loop: SGD Nesterov, per-iteration cosine learning rate, label smoothing,
 8-bit STE weights, a checkpoint after every epoch, and exact resume.
 
-Defaults are the paper's retraining recipe (research/paper.md 1.6): lr 0.2 cosine to 0 per
-iteration, momentum 0.9, weight decay 4e-5 on every parameter, label smoothing 0.1,
-batch 100, 120 epochs. The data arrive as in-memory feature tensors (the feature cache
+:class:`~kwspi.train.config.TrainConfig`'s defaults are the paper's retraining recipe. The data arrive as in-memory feature tensors (the feature cache
 makes that cheap), one ``(X, y)`` per epoch so augmented views can change per epoch.
 
 Resume is exact: the shuffling of epoch ``e`` depends only on ``(seed, e)``, and the
@@ -14,46 +12,25 @@ never stopped.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-import click
 import numpy as np
 import torch
 from torch import nn
 
 from kwspi.atomic import atomic_write
 from kwspi.errors import KwspiError
-from kwspi.train.nets.quant import WeightQuant, set_weight_quant
+from kwspi.progress import Progress, silent
+from kwspi.train.config import TrainConfig
+from kwspi.train.nets.quant import set_weight_quant
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "kwspi-checkpoint-1"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train; see the module docstring for where the defaults come from."""
-
-    epochs: int = 120
-    batch_size: int = 100
-    lr: float = 0.2
-    momentum: float = 0.9
-    weight_decay: float = 4e-5
-    label_smoothing: float = 0.1
-    seed: int = 0
-    weight_bits: int | None = 8  # None trains float weights
-    quant_scheme: str = "channel"
-    device: str = "auto"
-
-    @property
-    def weight_quant(self) -> WeightQuant | None:
-        return None if self.weight_bits is None else WeightQuant(self.weight_bits, self.quant_scheme)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -117,7 +94,7 @@ def fit(
     checkpoint: Path,
     meta: dict,
     resume: bool = False,
-    progress: bool = True,
+    progress: Progress = silent,
     on_epoch: Callable[[int, dict], None] | None = None,
 ) -> list[dict]:
     """Train ``model`` and return one dict per epoch (loss, accuracy, validation accuracy).
@@ -164,20 +141,13 @@ def fit(
     return history
 
 
-def _train_epoch(model, opt, loss_fn, X, y, epoch, steps, cfg, device, progress) -> dict:
+def _train_epoch(model, opt, loss_fn, X, y, epoch, steps, cfg, device, progress: Progress) -> dict:
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
     order = torch.randperm(len(X), generator=g)
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    batches = range(steps)
-    bar = click.progressbar(
-        batches,
-        label=f"epoch {epoch + 1}/{cfg.epochs}",
-        file=sys.stderr,
-        item_show_func=lambda _: f"loss {total_loss / max(seen, 1):.3f} acc {correct / max(seen, 1):.3f}",
-    ) if progress else contextlib.nullcontext(batches)
-    with bar as steps_iter:
-        for i in steps_iter:
+    with progress(f"epoch {epoch + 1}/{cfg.epochs}", steps) as advance:
+        for i in range(steps):
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             xb, yb = X[idx].to(device), y[idx].to(device)
             for group in opt.param_groups:
@@ -190,5 +160,5 @@ def _train_epoch(model, opt, loss_fn, X, y, epoch, steps, cfg, device, progress)
             total_loss += loss.item() * len(idx)
             correct += (logits.argmax(1) == yb).sum().item()
             seen += len(idx)
+            advance(1, f"loss {total_loss / seen:.3f} acc {correct / seen:.3f}")
     return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
-

@@ -3,7 +3,7 @@
 
 - Warm-up (``warmup_epochs``): one uniformly sampled path per cell per batch, weights only,
   SGD lr cosine from 0.05 to 0 over the warm-up.
-- Joint phase (``joint_epochs``): on every training batch a weight step on one path drawn
+- Joint phase (``search_epochs``): on every training batch a weight step on one path drawn
   from ``softmax(alpha)`` (SGD Nesterov 0.9, wd 4e-5, lr 0.2 cosine per iteration, label
   smoothing 0.1); after every ``arch_every``-th batch, from the second joint epoch on, an
   architecture step on one validation batch: Adam(betas (0, 0.999)) on
@@ -25,71 +25,32 @@ logits, both optimizers' state and the history.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-import click
 import numpy as np
 import torch
 from torch import nn
 
 from kwspi.atomic import write_text
 from kwspi.errors import KwspiError
+from kwspi.progress import Progress, silent
 from kwspi.train.nets.model import KwsNet
-from kwspi.train.nets.quant import WeightQuant, set_weight_quant
+from kwspi.train.config import SearchConfig, TrainConfig
+from kwspi.train.nets.quant import set_weight_quant
 from kwspi.train.nets.space import ZERO
 from kwspi.train.nets.supernet import SuperNet, expected_macs, gate_alpha_grad, inherit_weights
-from kwspi.train.fit import CHECKPOINT_FORMAT, TrainConfig, cosine_lr, load_checkpoint, pick_device, predict, save_checkpoint
+from kwspi.train.fit import CHECKPOINT_FORMAT, cosine_lr, load_checkpoint, pick_device, predict, save_checkpoint
 
 log = logging.getLogger(__name__)
 
 SEARCH_FORMAT = "kwspi-search-1"
 SUPERNET_NAME, LOG_NAME, ARCH_NAME, INHERITED_NAME = "supernet.pt", "search.jsonl", "arch.json", "inherited.pt"
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """How to search; defaults are the paper's (research/paper.md 1.4)."""
-
-    width_mult: float = 1.0
-    beta: float = 4.0
-    target_macs: float = 20e6
-    warmup_epochs: int = 40
-    joint_epochs: int = 120
-    batch_size: int = 100
-    warmup_lr: float = 0.05
-    lr: float = 0.2
-    momentum: float = 0.9
-    weight_decay: float = 4e-5
-    label_smoothing: float = 0.1
-    arch_lr: float = 4e-3
-    arch_every: int = 5
-    seed: int = 0
-    weight_bits: int | None = 8  # None searches with float weights
-    quant_scheme: str = "paper"
-    device: str = "auto"
-
-    def __post_init__(self):
-        if self.beta < 0 or self.target_macs <= 1:
-            raise ValueError(f"need beta >= 0 and target_macs > 1, got {self.beta}, {self.target_macs}")
-        if self.warmup_epochs < 0 or self.joint_epochs < 0 or self.batch_size < 1 or self.arch_every < 1:
-            raise ValueError("epochs must be >= 0, batch_size and arch_every >= 1")
-        self.weight_quant  # validates bits and scheme
-
-    @property
-    def epochs(self) -> int:
-        return self.warmup_epochs + self.joint_epochs
-
-    @property
-    def weight_quant(self) -> WeightQuant | None:
-        return None if self.weight_bits is None else WeightQuant(self.weight_bits, self.quant_scheme)
 
 
 def arch_loss(ce: torch.Tensor, expected: torch.Tensor, target: float, beta: float) -> torch.Tensor:
@@ -159,7 +120,7 @@ def _batches(order: torch.Tensor, batch_size: int):
             yield order[start:start + batch_size]
 
 
-def _run_epoch(net, opts, loss_fn, data, val, cfg: SearchConfig, epoch: int, device, progress: bool) -> dict:
+def _run_epoch(net, opts, loss_fn, data, val, cfg: SearchConfig, epoch: int, device, progress: Progress) -> dict:
     X, y = data
     Xv, yv = val
     steps = math.ceil(len(X) / cfg.batch_size)
@@ -169,23 +130,25 @@ def _run_epoch(net, opts, loss_fn, data, val, cfg: SearchConfig, epoch: int, dev
     val_batches = _batches(torch.randperm(len(Xv), generator=g_val), cfg.batch_size)
     s = {"loss": 0.0, "correct": 0, "seen": 0, "arch_loss": [], "macs": expected_macs(net).item()}
     net.train()
-    with _bar(progress, steps, epoch, cfg, s, net) as bar:
-        for i in bar:
+    phase = "warm-up" if warm else "search"
+    with progress(f"{phase} {epoch + 1}/{cfg.epochs}", steps) as advance:
+        for i in range(steps):
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             if warm:
                 lr = cosine_lr(epoch * steps + i, cfg.warmup_epochs * steps, cfg.warmup_lr)
             else:
-                lr = cosine_lr(joint_epoch * steps + i, cfg.joint_epochs * steps, cfg.lr)
+                lr = cosine_lr(joint_epoch * steps + i, cfg.search_epochs * steps, cfg.lr)
             net.sample(g_path, uniform=warm)
             loss, correct = weight_step(net, opts[0], loss_fn, X[idx].to(device), y[idx].to(device), lr)
             s["loss"], s["correct"], s["seen"] = s["loss"] + loss * len(idx), s["correct"] + correct, s["seen"] + len(idx)
             if not warm and joint_epoch > 0 and (i + 1) % cfg.arch_every == 0:
                 t = joint_epoch * steps + i
                 v = next(val_batches)
-                s["arch_lr"] = arch_lr(t, cfg.joint_epochs * steps, cfg.arch_lr)
+                s["arch_lr"] = arch_lr(t, cfg.search_epochs * steps, cfg.arch_lr)
                 s["arch_loss"].append(arch_step(net, opts[1], Xv[v].to(device), yv[v].to(device), cfg,
                                                 s["arch_lr"], g_path))
                 s["macs"] = expected_macs(net).item()
+            advance(1, _status(s, net))
     recalibrate_bn(net, X[order[:RECALIBRATION_EXAMPLES]], cfg.batch_size, device, net.argmax_path())
     return _epoch_record(net, s, val, epoch, warm, lr)
 
@@ -235,18 +198,10 @@ def compact_arch(cells) -> str:
     return " ".join("--" if c == ZERO else c[1] + c[3] for c in cells)
 
 
-def _bar(progress, steps, epoch, cfg, s, net):
-    if not progress:
-        return contextlib.nullcontext(range(steps))
-    phase = "warm-up" if epoch < cfg.warmup_epochs else "search"
-
-    def show(_):
-        seen = max(s["seen"], 1)
-        return (f"loss {s['loss'] / seen:.3f} acc {s['correct'] / seen:.3f} E[MACs] {s['macs'] / 1e6:.2f}M "
-                f"{compact_arch(net.derive().cells)}")
-
-    return click.progressbar(range(steps), label=f"{phase} {epoch + 1}/{cfg.epochs}", file=sys.stderr,
-                             item_show_func=show, width=12)  # leaves room for the architecture
+def _status(s: dict, net: SuperNet) -> str:
+    seen = max(s["seen"], 1)
+    return (f"loss {s['loss'] / seen:.3f} acc {s['correct'] / seen:.3f} E[MACs] {s['macs'] / 1e6:.2f}M "
+            f"{compact_arch(net.derive().cells)}")
 
 
 def search(
@@ -257,7 +212,7 @@ def search(
     out: Path,
     meta: dict,
     resume: bool = False,
-    progress: bool = True,
+    progress: Progress = silent,
     on_epoch: Callable[[int, dict], None] | None = None,
 ) -> list[dict]:
     """Search, writing ``out/supernet.pt``, ``search.jsonl`` and ``arch.json`` after every

@@ -2,10 +2,11 @@
 
 Every step is a ``kwspi`` command run as its own process, so a sweep does exactly what a
 user would do by hand, each step can be rerun alone, and steps run in parallel. A plan is
-a list of :class:`Step`; :func:`plan` builds it from a :class:`SweepConfig` (pure), and
-:func:`run_plan` runs it, at most ``jobs`` steps at a time, each as soon as the steps it
-needs are done. A step whose output exists is skipped and the commands are run with
-``--resume``, so an interrupted sweep continues where it stopped.
+a list of :class:`Step`, each holding the config of its command
+(:mod:`kwspi.train.config`); :func:`plan` builds it from a :class:`SweepConfig` (pure), and
+:func:`run_plan` runs ``kwspi <config.to_argv()>``, at most ``jobs`` steps at a time, each
+as soon as the steps it needs are done. A step whose output exists is skipped and every
+command resumes, so an interrupted sweep continues where it stopped.
 
 Per (width, cepstra) the warm-up is shared: it does not depend on beta (see
 :func:`kwspi.train.search.fork_warmup`), which saves a warm-up per beta.
@@ -17,42 +18,12 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kwspi.errors import KwspiError
-
-BASELINES = ("dscnn-s", "dscnn-m", "dscnn-l")
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """What to sweep and how long each step trains (see ``kwspi sweep --help``)."""
-
-    data: Path
-    runs: Path
-    results: Path
-    betas: tuple[float, ...] = (0.0, 4.0, 16.0)
-    width_mults: tuple[float, ...] = (0.5,)
-    n_mfccs: tuple[int, ...] = (10,)
-    baselines: tuple[str, ...] = BASELINES
-    target_macs: float = 5e6
-    warmup_epochs: int = 10
-    warmup_lr: float = 0.05
-    search_epochs: int = 10
-    retrain_epochs: int = 15
-    batch_size: int = 100
-    seed: int = 0
-    keywords: tuple[str, ...] = ()  # () = the 10 GSC keywords
-    eval_data: tuple[Path, ...] = ()
-    dataset_name: str | None = None
-
-    def __post_init__(self):
-        if not (self.betas or self.baselines):
-            raise KwspiError("nothing to sweep: give at least one beta or one baseline")
-        unknown = sorted(set(self.baselines) - set(BASELINES))
-        if unknown:
-            raise KwspiError(f"unknown baselines {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+from kwspi.settings import Config
+from kwspi.train.config import (DataConfig, ExportRun, SearchConfig, SearchRun, SweepConfig, TrainConfig,
+                                TrainRun)
 
 
 @dataclass(frozen=True)
@@ -63,6 +34,11 @@ class Step:
     argv: tuple[str, ...]
     done: Path
     after: tuple[str, ...] = ()
+    config: Config | None = None
+
+    @classmethod
+    def of(cls, name: str, config: Config, done: Path, after: tuple[str, ...] = ()) -> "Step":
+        return cls(name, tuple(config.to_argv()), done, after, config)
 
 
 def nas_tag(width_mult: float, n_mfcc: int, beta: float) -> str:
@@ -80,44 +56,38 @@ def model_path(cfg: SweepConfig, tag: str) -> Path:
 
 def plan(cfg: SweepConfig) -> list[Step]:
     """Every step of the sweep, in an order that respects ``after``."""
-    data = ["--data", str(cfg.data)]
-    common = [*data, "--batch-size", str(cfg.batch_size), "--seed", str(cfg.seed)]
-    if cfg.keywords:
-        common += ["--keywords", ",".join(cfg.keywords)]
-    export_extra = [x for d in cfg.eval_data for x in ("--eval-data", str(d))]
-    if cfg.dataset_name:
-        export_extra += ["--dataset-name", cfg.dataset_name]
     steps: list[Step] = []
+    retrain = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, seed=cfg.seed)
 
-    def train_and_export(tag: str, arch: str, n_mfcc: str, run: Path, after: tuple[str, ...], init: list[str]):
-        steps.append(Step(f"{tag}/train", ("train", arch, "--out", str(run), "--epochs", str(cfg.retrain_epochs),
-                                           *common, "--n-mfcc", n_mfcc, *init, "--resume"),
-                          run / "metrics.json", after))
-        steps.append(Step(f"{tag}/export", ("export", str(run / "checkpoint.pt"), "--out", str(model_path(cfg, tag)),
-                                            *export_extra), model_path(cfg, tag), (f"{tag}/train",)))
+    def train_and_export(tag: str, arch: str, data: DataConfig, run: Path, after: tuple[str, ...],
+                         init: Path | None = None):
+        train = TrainRun(arch=arch, out=run, data=data, train=retrain, init_from=init, resume=True)
+        steps.append(Step.of(f"{tag}/train", train, run / "metrics.json", after))
+        export = ExportRun(checkpoint=run / "checkpoint.pt", out=model_path(cfg, tag), eval_data=cfg.eval_data,
+                           dataset_name=cfg.dataset_name)
+        steps.append(Step.of(f"{tag}/export", export, model_path(cfg, tag), (f"{tag}/train",)))
 
     for c in cfg.n_mfccs:
-        n_mfcc = str(c)
+        data = DataConfig(data=cfg.data, n_mfcc=c, keywords=cfg.keywords)
         for w in cfg.width_mults if cfg.betas else ():
-            search = [*common, "--n-mfcc", n_mfcc, "--width-mult", f"{w:g}", "--warmup-epochs",
-                      str(cfg.warmup_epochs), "--warmup-lr", f"{cfg.warmup_lr:g}",
-                      "--target-macs", f"{cfg.target_macs:g}"]
+            search = SearchConfig(width_mult=w, target_macs=cfg.target_macs, warmup_epochs=cfg.warmup_epochs,
+                                  warmup_lr=cfg.warmup_lr, batch_size=cfg.batch_size, seed=cfg.seed)
             warm_name = f"warmup-w{w:g}-c{c}"
             warm = cfg.runs / warm_name
-            steps.append(Step(warm_name, ("search", "--out", str(warm), "--epochs", "0", *search, "--resume"),
-                              warm / "inherited.pt"))
+            steps.append(Step.of(warm_name, SearchRun(out=warm, data=data, search=replace(search, search_epochs=0),
+                                                      resume=True), warm / "inherited.pt"))
             for beta in cfg.betas:
                 tag = nas_tag(w, c, beta)
                 run = cfg.runs / tag
-                steps.append(Step(f"{tag}/search", ("search", "--out", str(run / "search"), "--beta", f"{beta:g}",
-                                                    "--epochs", str(cfg.search_epochs), *search, "--warmup-from",
-                                                    str(warm / "supernet.pt"), "--resume"),
-                                  run / "search" / "inherited.pt", (warm_name,)))
-                train_and_export(tag, str(run / "search" / "arch.json"), n_mfcc, run / "retrain", (f"{tag}/search",),
-                                 ["--init-from", str(run / "search" / "inherited.pt")])
+                searched = replace(search, beta=beta, search_epochs=cfg.search_epochs)
+                steps.append(Step.of(f"{tag}/search", SearchRun(out=run / "search", data=data, search=searched,
+                                                                warmup_from=warm / "supernet.pt", resume=True),
+                                     run / "search" / "inherited.pt", (warm_name,)))
+                train_and_export(tag, str(run / "search" / "arch.json"), data, run / "retrain", (f"{tag}/search",),
+                                 run / "search" / "inherited.pt")
         for name in cfg.baselines:
             tag = baseline_tag(name, c, cfg)
-            train_and_export(tag, name, n_mfcc, cfg.runs / tag, (), [])
+            train_and_export(tag, name, data, cfg.runs / tag, ())
     return steps
 
 

@@ -7,10 +7,14 @@ describes the files that ship, never a run's intermediate state.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shlex
 from pathlib import Path
 
+from kwspi.errors import KwspiError
 from kwspi.modelinfo import read_info
+from kwspi.train.config import SweepConfig
 from kwspi.train.nets.counting import count
 from kwspi.train.nets.model import build_model
 from kwspi.train.nets.space import Arch
@@ -129,3 +133,24 @@ def write_report(rows: list[dict], results: Path, title: str, preamble: str) -> 
             text += f"\nNAS against DS-CNN on {label}:\n\n" + "".join(f"- {line}\n" for line in lines)
     write_text(results / "sweep.md", text)
     plot(rows, results / "sweep.png", title)
+
+
+def _joined(values) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def report(cfg: SweepConfig, exported: list[Path]) -> Path:
+    """Write the report of a sweep over its ``exported`` models; returns ``sweep.md``'s path."""
+    if not exported:
+        raise KwspiError(f"no exported models under {cfg.results / 'models'}: run the sweep first")
+    families = f"{Path(cfg.eval_data[0]).name}/all" if cfg.eval_data else None
+    rows = [model_row(path, families) for path in exported]
+    command = shlex.join(["kwspi", *dataclasses.replace(cfg, jobs=None, report_only=False).to_argv()])
+    preamble = (f"Data: {cfg.dataset_name or cfg.data}. Betas {_joined(cfg.betas)}, widths {_joined(cfg.width_mults)}, "
+                f"cepstra {_joined(cfg.n_mfccs)}, target {cfg.target_macs:g} MACs, {cfg.warmup_epochs} warm-up epochs "
+                f"(lr {cfg.warmup_lr:g}, shared by every beta) and {cfg.search_epochs} search epochs per beta, "
+                f"{cfg.retrain_epochs} retraining epochs for every model (from the inherited weights for NAS, from "
+                f"scratch for DS-CNN), batch {cfg.batch_size}, seed {cfg.seed}. Accuracy is of the int8 ONNX files in "
+                f"models/, measured at export. Made by:\n\n```\n{command}\n```")
+    write_report(rows, cfg.results, f"NAS vs DS-CNN on {cfg.data}", preamble)
+    return cfg.results / "sweep.md"

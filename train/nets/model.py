@@ -160,8 +160,10 @@ def build_model(arch: Arch, n_mfcc: int, n_frames: int, n_classes: int) -> nn.Mo
     return KwsNet(arch, n_mfcc, n_classes)
 
 
-def set_input_stats(model: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
-    """Store per-coefficient training statistics ``[n_mfcc]`` in the model's InputNorm."""
+def set_input_stats(model: nn.Module, X: torch.Tensor) -> None:
+    """Store the per-coefficient mean and standard deviation of the training features
+    ``X`` ``[n, 1, n_mfcc, T]`` in the model's InputNorm."""
+    mean, std = X.mean(dim=(0, 1, 3)), X.std(dim=(0, 1, 3))
     norm = model.norm
     norm.mean.copy_(mean.reshape(norm.mean.shape))
     norm.std.copy_(std.clamp_min(1e-6).reshape(norm.std.shape))

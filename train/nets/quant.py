@@ -16,29 +16,10 @@ keep learning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-SCHEMES = ("paper", "channel")
-
-
-@dataclass(frozen=True)
-class WeightQuant:
-    """Fake-quantize weights to ``bits`` bits with ``scheme`` (see the module docstring)."""
-
-    bits: int = 8
-    scheme: str = "channel"
-
-    def __post_init__(self):
-        if not 1 <= self.bits <= 8:
-            raise ValueError(f"bits must be in 1..8, got {self.bits}")
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"scheme must be one of {SCHEMES}, got {self.scheme!r}")
-        if self.scheme == "channel" and self.bits < 2:
-            raise ValueError("the channel scheme needs at least 2 bits (a symmetric grid with zero)")
-
+from kwspi.train.config import WeightQuant
 
 def ste(w: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """``q`` in the forward pass, gradient of the identity in the backward pass."""
