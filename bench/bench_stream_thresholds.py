@@ -5,7 +5,7 @@
 Streams come from kwspi.train.speech.stream (espeak-ng over noise at 20 dB SNR): isolated
 keywords, "everyday" speech, and a keyword-free "negative" stream, each for the voice
 families the bundled model was trained on and for the two it never heard. Each stream is
-synthesized once and scored with kwspi.train.speech.stream.score_detections at every threshold,
+synthesized once and scored with kwspi.deploy.evaluation.score.score_detections at every threshold,
 so the thresholds compare on identical audio. Prints one JSON object.
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 from _machine import machine
 from kwspi.deploy import Detector
 from kwspi.deploy.model import LoadedModel
+from kwspi.deploy.evaluation.score import score_detections
 from kwspi.modelinfo import bundled_model_path
 from kwspi.train import demo
 from kwspi.train.speech import stream
@@ -52,7 +53,7 @@ def main():
         for th in THRESHOLDS:
             hits = keywords = false_alarms = 0
             for x, truth, _ in audio:
-                score = stream.score_detections(Detector(model, thresholds=th).process(x), truth)
+                score = score_detections(Detector(model, thresholds=th).process(x), truth)
                 hits, keywords = hits + len(score.hits), keywords + score.n_keywords
                 false_alarms += len(score.false_alarms)
             hours = sum(s for _, _, s in audio) / 3600

@@ -49,17 +49,23 @@ class Detection:
     time:
         Seconds from the start of the stream to the end of the window that fired.
     wall_time:
-        Unix time (seconds) at which the detection was made.
+        Unix time (seconds) at which the detection was made; nan for one read back
+        from a ``--json`` line.
     """
 
     label: str
     score: float
     time: float
-    wall_time: float
+    wall_time: float = math.nan
 
     def as_json(self) -> dict:
         """The ``--json`` line: label, score (4 decimals) and stream time (ms precision)."""
         return {"label": self.label, "score": round(float(self.score), 4), "time": round(float(self.time), 3)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Detection":
+        """A detection read back from its ``--json`` line (no wall time)."""
+        return cls(str(d["label"]), float(d.get("score", math.nan)), float(d["time"]))
 
 
 @dataclass(frozen=True)

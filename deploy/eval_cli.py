@@ -1,6 +1,6 @@
 """``kwspi eval-stream``: recall, false alarms per hour and latency of a model on a long WAV.
 
-A thin command over :mod:`kwspi.deploy.evalstream`; torch-free, so it runs on a Pi.
+A thin command over :mod:`kwspi.deploy.evaluation.stream`; torch-free, so it runs on a Pi.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import click
 
 from kwspi.modelinfo import resolve_model
 from kwspi.options import parse_thresholds
-from kwspi.truth import read_truth
+from kwspi.deploy.evaluation.truth import read_truth
 
-from kwspi.deploy.evalstream import SWEEP_THRESHOLDS, TARGET_FA_PER_HOUR, evaluate_stream
+from kwspi.deploy.evaluation.stream import SWEEP_THRESHOLDS, TARGET_FA_PER_HOUR, evaluate_stream
 from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.sources import WavSource
 
@@ -112,7 +112,7 @@ def eval_stream(model, input_path, truth_csv, thresholds, hop_ms, do_sweep, targ
         result = evaluate_stream(loaded, source, truth, parse_thresholds(thresholds), hop_ms, grid,
                                  target_fa_per_hour, progress=advance)
     if plot_path is not None:
-        from kwspi.deploy.sweepplot import plot_sweep
+        from kwspi.deploy.evaluation.plot import plot_sweep
 
         plot_sweep(result["sweep"], plot_path, f"{Path(result['input']).name}, {Path(result['model']).name}")
     if as_json:

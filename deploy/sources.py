@@ -17,11 +17,11 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
+from kwspi.features import SAMPLE_RATE
 from kwspi.wavio import WavReader
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 
 
 class Source(Protocol):

@@ -45,6 +45,9 @@ _WINDOWS = {
 }
 
 
+#: The sample rate kwspi works at, in Hz: GSC's, every model's, the runtime's.
+SAMPLE_RATE = 16000
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """How one second of audio becomes a ``[n_mfcc, n_frames]`` matrix of cepstra.
@@ -81,7 +84,7 @@ class FeatureConfig:
         Length of the window the model sees, in milliseconds (GSC clips are 1 s).
     """
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     win_ms: int = 40
     hop_ms: int = 20
     n_fft: int = 1024

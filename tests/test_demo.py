@@ -19,7 +19,10 @@ from kwspi import cli
 from kwspi.modelinfo import bundled_model_path
 from kwspi.train import demo
 from kwspi.train.speech import stream
-from kwspi.train.speech.stream import Detected, StreamConfig, TruthRow
+from kwspi.deploy.decision import Detection
+from kwspi.deploy.evaluation.score import score_detections
+from kwspi.deploy.evaluation.truth import TruthRow, read_truth
+from kwspi.train.speech.stream import StreamConfig
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -38,8 +41,8 @@ def _listen_and_score(tmp_path, model, config):
     lines, _ = demo.run_listen(demo.listen_command(tmp_path / "s.wav", model, demo.DEMO_HOOK))
     found = [json.loads(line) for line in lines]
     assert all(set(d) == {"label", "score", "time"} for d in found)
-    truth = stream.read_truth(tmp_path / "s.csv")
-    score = stream.score_detections(found, truth)
+    truth = read_truth(tmp_path / "s.csv")
+    score = score_detections([Detection.from_json(d) for d in found], truth)
     return score, "\n".join(demo.report_lines(score, truth, config.seconds))
 
 
@@ -92,7 +95,7 @@ def test_demo_without_a_model_is_a_one_line_error(tmp_path):
 def test_report_shows_hits_false_alarms_and_misses():
     truth = [TruthRow("turn", 1.0, 1.2), TruthRow("on", 1.3, 1.5), TruthRow("know", 4.0, 4.3),
              TruthRow("go", 7.0, 7.3)]
-    score = stream.score_detections([Detected("on", 2.0, 0.91), Detected("no", 4.6, 0.85)], truth)
+    score = score_detections([Detection("on", 0.91, 2.0), Detection("no", 0.85, 4.6)], truth)
     lines = demo.report_lines(score, truth, 10.0)
     assert "hit" in lines[1] and "on 1.30-1.50" in lines[1] and '"turn on"' in lines[1]
     assert "FALSE ALARM" in lines[2] and '"know"' in lines[2]

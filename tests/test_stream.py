@@ -1,5 +1,5 @@
 """Synthetic streams (:mod:`kwspi.train.speech.stream`): content, timing, SNR, determinism and
-bounded memory. The truth file and the scoring rule: test_truth.py, test_streamscore.py."""
+bounded memory. The truth file and the scoring rule: test_evaluation_truth.py, test_evaluation_score.py."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from kwspi import gsc
 from kwspi.train.speech import stream, synth
+from kwspi.deploy.evaluation.truth import read_truth
 from kwspi.train.speech.stream import StreamConfig
 from kwspi.wavio import read_wav
 
@@ -116,7 +117,7 @@ def test_write_stream_is_deterministic_and_the_wav_is_16k_mono_16bit(tmp_path):
     assert (tmp_path / "a.wav").read_bytes() != (tmp_path / "c.wav").read_bytes()
     with wave.open(str(tmp_path / "a.wav")) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()) == (RATE, 1, 2, 12 * RATE)
-    assert a.words == len(stream.read_truth(tmp_path / "a.csv"))
+    assert a.words == len(read_truth(tmp_path / "a.csv"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.wav", "b.csv", "b.wav", "c.csv", "c.wav"]
     umask = os.umask(0)
     os.umask(umask)
@@ -141,7 +142,7 @@ def test_negative_stream_has_no_keyword_and_memory_does_not_grow_with_length(tmp
 
     short = _peak_bytes(build(20))
     long = _peak_bytes(build(240))
-    rows = stream.read_truth(tmp_path / "n.csv")
+    rows = read_truth(tmp_path / "n.csv")
     assert len(rows) > 200
     assert not [r for r in rows if r.label in gsc.KEYWORDS]
     assert {r.label for r in rows} & set(stream.CONFUSABLE_WORDS)

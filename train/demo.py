@@ -3,7 +3,7 @@
 Builds a stream of keywords and sentences over noise (:mod:`kwspi.train.speech.stream`), runs the
 real command, ``kwspi listen --input STREAM --json --hook kwspi.train.demo_hook:on_detect``,
 in a subprocess, and prints each detection beside the truth, the keywords missed, and recall
-and false alarms under :func:`~kwspi.streamscore.score_detections`'s rule.
+and false alarms under :func:`~kwspi.deploy.evaluation.score.score_detections`'s rule.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from kwspi.errors import KwspiError
-from kwspi.streamscore import StreamScore, score_detections, window_words
+from kwspi.deploy.decision import Detection
+from kwspi.deploy.evaluation.score import StreamScore, score_detections, window_words
 from kwspi.train.speech import stream, synth
-from kwspi.truth import TruthRow, read_truth
+from kwspi.deploy.evaluation.truth import TruthRow, read_truth
 
 #: Voice families the bundled model was not trained on (it was trained with
 #: ``--exclude-voices en-029,en-gb-scotland,mbrola``), so the demo shows unheard voices.
@@ -70,7 +71,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> StreamS
     for line in log_lines:
         echo(f"  {line}")
     truth = read_truth(csv_path)
-    score = score_detections([json.loads(line) for line in lines], truth, stream_config.keywords)
+    score = score_detections([Detection.from_json(json.loads(line)) for line in lines], truth,
+                             stream_config.keywords)
     echo("")
     for line in report_lines(score, truth, config.seconds):
         echo(line)

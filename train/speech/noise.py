@@ -20,9 +20,9 @@ from typing import Callable
 
 import numpy as np
 
+from kwspi.features import SAMPLE_RATE
 from kwspi.wavio import write_wav
 
-SAMPLE_RATE = 16000
 PEAK = 0.9
 #: Below this frequency (Hz) coloured noise is flat: a 1/f slope continued to 1/60 Hz would
 #: put most of the energy in inaudible drift and leave the audible band nearly silent after

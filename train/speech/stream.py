@@ -15,8 +15,8 @@ Public API:
 - :class:`StreamConfig`, :func:`iter_blocks`, :func:`write_stream`: build a stream. It is made
   and written block by block (one gap and one event at a time), so an hour costs the memory of
   a few seconds; the same seed and config give the same file.
-- The truth CSV (:mod:`kwspi.truth`) and the scoring of detections against it
-  (:mod:`kwspi.streamscore`) are re-exported here.
+- The truth CSV (:mod:`kwspi.deploy.evaluation.truth`) and the scoring of detections against it
+  (:mod:`kwspi.deploy.evaluation.score`) are re-exported here.
 
 Torch-free: the demo and the streaming tests run it where only the runtime and espeak-ng
 are installed.
@@ -35,14 +35,12 @@ import numpy as np
 
 from kwspi import gsc
 from kwspi.atomic import temp_path
+# The truth file lives with streaming evaluation, in the runtime: eval-stream runs on a Pi.
+from kwspi.deploy.evaluation.truth import TruthRow, write_truth
 from kwspi.errors import KwspiError
+from kwspi.features import SAMPLE_RATE
 from kwspi.train.speech import noise, synth
-# The truth file and the scoring rule live in the runtime (eval-stream runs on a Pi without
-# this module); re-exported so stream users keep one import.
-from kwspi.streamscore import Detected, StreamScore, hit_window, score_detections  # noqa: F401
-from kwspi.truth import TRUTH_HEADER, TruthRow, read_truth, write_truth  # noqa: F401
 
-SAMPLE_RATE = 16000
 
 #: A keyword phrase per keyword; ``{kw}`` is the keyword. No other word in them is a keyword.
 KEYWORD_PHRASES: dict[str, tuple[str, ...]] = {

@@ -40,17 +40,16 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import soxr
 
-from kwspi.atomic import write_text
 from kwspi import gsc
+from kwspi.atomic import write_text
 from kwspi.errors import KwspiError
-from kwspi.wavio import read_wav_bytes_lenient, write_wav
-
+from kwspi.features import SAMPLE_RATE
 from kwspi.train.speech import noise
+from kwspi.wavio import read_wav_bytes_lenient, write_wav
 
 log = logging.getLogger(__name__)
 
 ESPEAK = "espeak-ng"
-SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE  # one second, as in GSC
 PEAK = 0.9  # soxr's HQ filter overshoots; normalising to 0.9 keeps clear of full scale
 MIN_ACTIVE_S = 0.1  # the shortest real words last ~0.14 s; less is a broken or silent voice

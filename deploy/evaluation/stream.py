@@ -6,7 +6,7 @@ detections at the thresholds asked for, and keeps the engine's per-hop verdicts
 (:class:`ScoreTrace`: window end times and posteriors). The decisions only depend on those
 verdicts, so a threshold sweep replays the trace through :meth:`Detector.decide` with each
 threshold instead of listening again: the same smoothing, thresholds and refractory code,
-one network pass. Scoring is :mod:`kwspi.streamscore`'s.
+one network pass. Scoring is :mod:`kwspi.deploy.evaluation.score`'s.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from kwspi.streamscore import false_alarm_sources, score_detections, summarize
-from kwspi.truth import TruthRow
+from kwspi.deploy.evaluation.score import false_alarm_sources, score_detections, summarize
+from kwspi.deploy.evaluation.truth import TruthRow
 
 from kwspi.deploy.decision import Detection, is_keyword
 from kwspi.deploy.engine import Detector, Window
@@ -118,7 +118,7 @@ def sweep(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow], hop_ms:
 
 
 def report(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow]) -> dict:
-    """The figures of one run (:func:`~kwspi.streamscore.summarize`), the thresholds in
+    """The figures of one run (:func:`~kwspi.deploy.evaluation.score.summarize`), the thresholds in
     force, which spoken words the false alarms fired on, and the detections themselves
     (``kwspi listen --json``'s objects, so the two can be compared line for line)."""
     keywords = keywords_of(model)

@@ -14,39 +14,24 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from kwspi import gsc
-from kwspi.truth import TruthRow
+from kwspi.deploy.decision import Detection
+from kwspi.deploy.evaluation.truth import TruthRow
 
 #: What :func:`false_alarm_sources` names when no word sounds in the window that fired.
 NO_SPEECH = "(no speech)"
 
 
 @dataclass(frozen=True)
-class Detected:
-    """A detection as scoring sees it: label, stream time in seconds, score."""
-
-    label: str
-    time: float
-    score: float = math.nan
-
-    @classmethod
-    def of(cls, d) -> "Detected":
-        """From a :class:`~kwspi.deploy.Detection`, a ``--json`` dict, or a Detected."""
-        if isinstance(d, Mapping):
-            return cls(str(d["label"]), float(d["time"]), float(d.get("score", math.nan)))
-        return cls(str(d.label), float(d.time), float(getattr(d, "score", math.nan)))
-
-
-@dataclass(frozen=True)
 class StreamScore:
     """Detections matched to a truth file."""
 
-    hits: tuple[tuple[Detected, TruthRow], ...]
-    false_alarms: tuple[Detected, ...]
+    hits: tuple[tuple[Detection, TruthRow], ...]
+    false_alarms: tuple[Detection, ...]
     misses: tuple[TruthRow, ...]
 
     @property
@@ -71,7 +56,7 @@ def hit_window(row: TruthRow, before_s: float = 0.1, after_s: float = 1.1) -> tu
 
 
 def score_detections(
-    detections: Iterable,
+    detections: Iterable[Detection],
     truth: Iterable[TruthRow],
     keywords: Iterable[str] = gsc.KEYWORDS,
     before_s: float = 0.1,
@@ -88,7 +73,7 @@ def score_detections(
     kws = set(keywords)
     open_rows = [r for r in truth if r.label in kws]
     hits, false_alarms = [], []
-    for d in sorted((Detected.of(d) for d in detections), key=lambda d: d.time):
+    for d in sorted(detections, key=lambda d: d.time):
         fits = [r for r in open_rows if r.label == d.label and _within(d.time, hit_window(r, before_s, after_s))]
         if fits:
             row = min(fits, key=lambda r: r.end_s)

@@ -32,7 +32,7 @@ def _pyplot():
 
 
 def plot_sweep(sweep: dict, path, title: str) -> Path:
-    """Draw ``sweep`` (:func:`~kwspi.deploy.evalstream.sweep`'s dict) to ``path`` (PNG)."""
+    """Draw ``sweep`` (:func:`~kwspi.deploy.evaluation.stream.sweep`'s dict) to ``path`` (PNG)."""
     plt = _pyplot()
     rows = sweep["rows"]
     th = [r["threshold"] for r in rows]

@@ -1,14 +1,17 @@
-"""Scoring detections against a truth file (:mod:`kwspi.streamscore`), on hand-made lists:
+"""Scoring detections against a truth file (:mod:`kwspi.deploy.evaluation.score`), on hand-made lists:
 hits, misses, double fires, wrong-label fires, window edges, latency and the summary."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from kwspi.streamscore import (NO_SPEECH, Detected, false_alarm_sources, fired_on, score_detections, summarize,
+from kwspi.deploy.decision import Detection
+from kwspi.deploy.evaluation.score import (NO_SPEECH, false_alarm_sources, fired_on, score_detections, summarize,
                                window_words)
-from kwspi.truth import TruthRow
+from kwspi.deploy.evaluation.truth import TruthRow
 
 TRUTH = [
     TruthRow("yes", 2.0, 2.4),
@@ -21,7 +24,7 @@ TRUTH = [
 
 
 def test_hits_and_misses():
-    s = score_detections([Detected("yes", 2.9), Detected("on", 6.1)], TRUTH)
+    s = score_detections([Detection("yes", 1.0, 2.9), Detection("on", 1.0, 6.1)], TRUTH)
     assert [(d.label, r.start_s) for d, r in s.hits] == [("yes", 2.0), ("on", 5.3)]
     assert s.misses == (TruthRow("no", 10.0, 10.3),)
     assert s.false_alarms == ()
@@ -29,13 +32,13 @@ def test_hits_and_misses():
 
 
 def test_second_detection_of_one_word_is_a_false_alarm():
-    s = score_detections([Detected("yes", 2.5), Detected("yes", 3.3)], TRUTH)
+    s = score_detections([Detection("yes", 1.0, 2.5), Detection("yes", 1.0, 3.3)], TRUTH)
     assert len(s.hits) == 1 and s.hits[0][0].time == 2.5
     assert [d.time for d in s.false_alarms] == [3.3]
 
 
 def test_wrong_label_and_confusable_words_are_false_alarms_not_hits():
-    s = score_detections([Detected("no", 2.5), Detected("yes", 8.9)], TRUTH)
+    s = score_detections([Detection("no", 1.0, 2.5), Detection("yes", 1.0, 8.9)], TRUTH)
     assert s.hits == ()
     assert [d.label for d in s.false_alarms] == ["no", "yes"]
     assert {r.label for r in s.misses} == {"yes", "on", "no"}  # "yesterday" is no keyword to miss
@@ -43,7 +46,7 @@ def test_wrong_label_and_confusable_words_are_false_alarms_not_hits():
 
 @pytest.mark.parametrize("t, hit", [(1.9, True), (1.899, False), (3.5, True), (3.501, False)])
 def test_window_edges_are_inclusive(t, hit):
-    s = score_detections([Detected("yes", t)], [TruthRow("yes", 2.0, 2.4)])
+    s = score_detections([Detection("yes", 1.0, t)], [TruthRow("yes", 2.0, 2.4)])
     assert (len(s.hits) == 1) is hit and (len(s.false_alarms) == 1) is not hit
 
 
@@ -51,35 +54,34 @@ def test_overlapping_windows_match_as_many_words_as_possible():
     # The 2.0 s detection fits both words; taking the earlier-closing one leaves the
     # second word for the 3.2 s detection.
     truth = [TruthRow("go", 1.0, 1.2), TruthRow("go", 1.9, 2.1)]
-    s = score_detections([Detected("go", 2.0), Detected("go", 3.2)], truth)
+    s = score_detections([Detection("go", 1.0, 2.0), Detection("go", 1.0, 3.2)], truth)
     assert len(s.hits) == 2 and not s.false_alarms and not s.misses
 
 
-def test_detections_in_any_order_and_shape():
-    class Obj:
-        label, time, score = "no", 10.5, 0.9
-
-    s = score_detections([{"label": "on", "score": 0.8, "time": 5.9}, Obj()], TRUTH)
+def test_detections_in_any_order_and_read_back_from_json_lines():
+    heard = Detection("no", 0.9, 10.5, wall_time=1.7e9)
+    back = Detection.from_json(json.loads(json.dumps(Detection("on", 0.8, 5.9, 1.7e9).as_json())))
+    s = score_detections([heard, back], TRUTH)
     assert [(d.label, d.score) for d, _ in s.hits] == [("on", 0.8), ("no", 0.9)]
-    assert np.isnan(score_detections([], []).recall)
+    assert np.isnan(back.wall_time) and np.isnan(score_detections([], []).recall)
 
 
 def test_keywords_limit_what_counts():
-    s = score_detections([Detected("please", 3.2)], TRUTH, keywords=("please",))
+    s = score_detections([Detection("please", 1.0, 3.2)], TRUTH, keywords=("please",))
     assert len(s.hits) == 1 and s.n_keywords == 1
 
 
 
 
 def test_a_detection_before_its_word_ends_has_negative_latency():
-    s = score_detections([Detected("yes", 2.2), Detected("on", 6.6), Detected("no", 11.4)], TRUTH)
+    s = score_detections([Detection("yes", 1.0, 2.2), Detection("on", 1.0, 6.6), Detection("no", 1.0, 11.4)], TRUTH)
     assert s.latencies == pytest.approx((-0.2, 1.1, 1.1))
 
 
 def test_summary_counts_rates_and_latency_per_keyword():
     # yes hit after 0.5 s, on hit after 0.3 s, a second "yes" (double fire), "go" fired on
     # "yesterday" (wrong label), "no" missed; half an hour of audio.
-    found = [Detected("yes", 2.9), Detected("yes", 3.6), Detected("on", 5.8), Detected("go", 8.7)]
+    found = [Detection("yes", 1.0, 2.9), Detection("yes", 1.0, 3.6), Detection("on", 1.0, 5.8), Detection("go", 1.0, 8.7)]
     r = summarize(score_detections(found, TRUTH), 1800.0, ["yes", "no", "on", "go"])
     assert r["recall"] == pytest.approx(2 / 3)
     assert (r["keywords_spoken"], r["hits"], r["false_alarms"]) == (3, 2, 2)
@@ -94,7 +96,7 @@ def test_summary_counts_rates_and_latency_per_keyword():
 
 
 def test_summary_of_a_stream_without_keywords_has_no_recall():
-    r = summarize(score_detections([Detected("no", 9.0)], [TruthRow("nobody", 8.2, 8.8)]), 3600.0, ["no"])
+    r = summarize(score_detections([Detection("no", 1.0, 9.0)], [TruthRow("nobody", 8.2, 8.8)]), 3600.0, ["no"])
     assert r["recall"] is None and r["latency_median_s"] is None and r["latency_p95_s"] is None
     assert r["false_alarms"] == 1 and r["fa_per_hour"] == 1.0
 
@@ -106,7 +108,7 @@ def test_false_alarms_are_traced_to_the_word_that_filled_the_window():
     assert fired_on(truth, 1.9) == "nobody"  # 0.5 s of "nobody" in [0.9, 1.9], 0.15 of "home"
     assert fired_on(truth, 2.6) == "home"
     assert fired_on(truth, 4.0) == NO_SPEECH
-    found = [Detected("no", 1.9), Detected("yes", 5.9), Detected("no", 1.95), Detected("go", 4.0)]
+    found = [Detection("no", 1.0, 1.9), Detection("yes", 1.0, 5.9), Detection("no", 1.0, 1.95), Detection("go", 1.0, 4.0)]
     s = score_detections(found, truth)
     assert false_alarm_sources(s, truth) == [
         {"heard": "no", "said": "nobody", "count": 2, "spoken": 1},

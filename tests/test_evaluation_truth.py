@@ -1,11 +1,11 @@
-"""Stream truth files (:mod:`kwspi.truth`): round trip, and one clear error per bad file."""
+"""Stream truth files (:mod:`kwspi.deploy.evaluation.truth`): round trip, and one clear error per bad file."""
 
 from __future__ import annotations
 
 import pytest
 
 from kwspi.errors import KwspiError
-from kwspi.truth import TruthError, TruthRow, read_truth, write_truth
+from kwspi.deploy.evaluation.truth import TruthError, TruthRow, read_truth, write_truth
 
 TRUTH = [TruthRow("yes", 2.0, 2.4), TruthRow("please", 3.0, 3.3), TruthRow("no", 10.0, 10.3)]
 

@@ -1,4 +1,4 @@
-"""``kwspi eval-stream`` (:mod:`kwspi.deploy.evalstream`): the same detections as
+"""``kwspi eval-stream`` (:mod:`kwspi.deploy.evaluation.stream`): the same detections as
 ``kwspi listen``, a sweep that equals direct runs, the report's figures, clear errors, and
 no torch on the way.
 
@@ -22,11 +22,11 @@ from deploy_fixtures import BURST_S, kwspi_command, make_stream, shared_centroid
 from test_deploy_cli import assert_one_line_error
 from kwspi import cli
 from kwspi.deploy import Detector
-from kwspi.deploy.evalstream import replay, run_stream, sweep
+from kwspi.deploy.evaluation.stream import replay, run_stream, sweep
 from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.sources import WavSource
 from kwspi.modelinfo import bundled_model_path
-from kwspi.truth import TruthRow, read_truth, write_truth
+from kwspi.deploy.evaluation.truth import TruthRow, read_truth, write_truth
 from kwspi.wavio import read_wav
 
 # Two "high" bursts and a "low" one are said; the "_unknown_" burst is another word. The
@@ -201,7 +201,7 @@ def test_bundled_model_eval_stream_equals_listen_on_a_speech_stream(tmp_path):
 
 
 def test_reported_paths_are_relative_below_the_working_directory(tmp_path, monkeypatch):
-    from kwspi.deploy.evalstream import shown
+    from kwspi.deploy.evaluation.stream import shown
 
     monkeypatch.chdir(tmp_path)
     assert shown(tmp_path / "streams" / "a.wav") == Path("streams/a.wav")
