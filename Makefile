@@ -52,7 +52,7 @@ demo: setup
 KEYWORDS      := yes,no,up,down,left,right,on,off,stop,go
 OTHER_WORDS   := bed,bird,cat,dog,eight,five,four,happy,house,marvin,nine,one,seven,sheila,six,three,tree,two,wow,zero,backward,follow,forward,learn,visual
 HELD_OUT      := en-029,en-gb-scotland
-CONFUSABLES    = $$($(BIN)/python -c 'from kwspi.train.speech.stream import TRAINING_CONFUSABLES as w; print(",".join(w))')
+CONFUSABLES    = $$($(BIN)/python -c 'from kwspi.train.speech.texts import TRAINING_CONFUSABLES as w; print(",".join(w))')
 default-model: setup
 	$(BIN)/kwspi synth data/bundle --speakers 1500 --words $(KEYWORDS) --exclude-voices $(HELD_OUT),mbrola --seed 1
 	$(BIN)/kwspi synth data/bundle --speakers 300 --words $(OTHER_WORDS) --exclude-voices $(HELD_OUT),mbrola --seed 1

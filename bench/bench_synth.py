@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from kwspi.train.speech import synth
+from kwspi.train.speech import espeak, synth
 
 
 def bare_espeak_clips_per_s(words) -> float:
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     config = synth.SynthConfig(speakers=args.speakers, seed=args.seed, noise_seconds=1.0)
-    synth.make_speakers(args.speakers, args.seed)  # voice listing and probing: not per clip
+    espeak.make_speakers(args.speakers, args.seed)  # voice listing and probing: not per clip
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = synth.synthesize_dataset(tmp, config, jobs=args.jobs)
@@ -52,7 +52,7 @@ def main() -> None:
         "bare_espeak_clips_per_s": round(bare, 1),
         "ratio_vs_bare_espeak": round(clips / seconds / bare, 2),
         "cpus": os.cpu_count(),
-        "espeak_ng": synth.espeak_version().split(":")[1].split()[0],
+        "espeak_ng": espeak.espeak_version().split(":")[1].split()[0],
         "machine": platform.machine(),
     }))
 

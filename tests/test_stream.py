@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from kwspi import gsc
-from kwspi.train.speech import stream, synth
+from kwspi.train.speech import stream, synth, texts
 from kwspi.deploy.evaluation.truth import read_truth
 from kwspi.train.speech.stream import StreamConfig
 from kwspi.wavio import read_wav
@@ -26,20 +26,20 @@ RATE = stream.SAMPLE_RATE
 
 
 def test_phrases_hold_exactly_their_keyword_and_other_text_none():
-    for kw, templates in stream.KEYWORD_PHRASES.items():
-        for t in templates + stream.GENERIC_PHRASES:
+    for kw, templates in texts.KEYWORD_PHRASES.items():
+        for t in templates + texts.GENERIC_PHRASES:
             assert t.split().count("{kw}") == 1, t
             assert stream.keyword_tokens(t.replace("{kw}", kw), gsc.KEYWORDS) == [kw], t
-    for text in stream.SENTENCES + stream.CONFUSABLE_SENTENCES + stream.CONFUSABLE_WORDS:
+    for text in texts.SENTENCES + texts.CONFUSABLE_SENTENCES + texts.CONFUSABLE_WORDS:
         assert stream.keyword_tokens(text, gsc.KEYWORDS) == [], text
 
 
 def test_training_confusables_are_never_spoken_in_a_stream():
-    texts = (stream.SENTENCES + stream.CONFUSABLE_SENTENCES + stream.CONFUSABLE_WORDS + stream.GENERIC_PHRASES
-             + tuple(p for ps in stream.KEYWORD_PHRASES.values() for p in ps))
-    spoken = {word for text in texts for word in text.lower().split()}
-    training = set(stream.TRAINING_CONFUSABLES)
-    assert len(training) == len(stream.TRAINING_CONFUSABLES) and not training & spoken
+    said = (texts.SENTENCES + texts.CONFUSABLE_SENTENCES + texts.CONFUSABLE_WORDS + texts.GENERIC_PHRASES
+            + tuple(p for ps in texts.KEYWORD_PHRASES.values() for p in ps))
+    spoken = {word for text in said for word in text.lower().split()}
+    training = set(texts.TRAINING_CONFUSABLES)
+    assert len(training) == len(texts.TRAINING_CONFUSABLES) and not training & spoken
     assert not training & set(gsc.WORDS_V2)  # nor a GSC word, keyword or not
 
 
@@ -145,7 +145,7 @@ def test_negative_stream_has_no_keyword_and_memory_does_not_grow_with_length(tmp
     rows = read_truth(tmp_path / "n.csv")
     assert len(rows) > 200
     assert not [r for r in rows if r.label in gsc.KEYWORDS]
-    assert {r.label for r in rows} & set(stream.CONFUSABLE_WORDS)
+    assert {r.label for r in rows} & set(texts.CONFUSABLE_WORDS)
     full = 240 * RATE * 4  # the whole stream as float32: 15.4 MB
     assert long < full / 2, f"peak {long / 1e6:.1f} MB for a {full / 1e6:.1f} MB stream"
     assert long < 1.5 * short, f"peak {long / 1e6:.1f} MB for 240 s, {short / 1e6:.1f} MB for 20 s"

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from kwspi import gsc
 from kwspi.cli import main
-from kwspi.train.speech import noise, synth
+from kwspi.train.speech import espeak, noise, synth
 from kwspi.wavio import read_wav
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
@@ -53,7 +53,7 @@ def test_layout_and_names(tiny):
     assert summary.written == 12 * 3 and summary.skipped_existing == 0 and summary.total_dropped == 0
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(WORDS + (gsc.BACKGROUND_NOISE_DIR,))
     assert {p.name for p in out.iterdir() if p.is_file()} == {gsc.VALIDATION_LIST, gsc.TESTING_LIST, "speakers.csv"}
-    ids = {s.id for s in synth.make_speakers(12, 0)}
+    ids = {s.id for s in espeak.make_speakers(12, 0)}
     for word in WORDS:
         names = [p.name for p in (out / word).iterdir()]
         assert all(CLIP_NAME.match(n) for n in names), names
@@ -96,11 +96,11 @@ def test_speakers_csv(tiny):
     with open(out / "speakers.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["speaker", "voice", "variant", "family", "speed", "pitch", "split"]
-    assert [r["speaker"] for r in rows] == sorted(s.id for s in synth.make_speakers(12, 0))
-    voices = {v.name for v in synth.list_voices()}
-    variants = set(synth.list_variants()) | {""}
+    assert [r["speaker"] for r in rows] == sorted(s.id for s in espeak.make_speakers(12, 0))
+    voices = {v.name for v in espeak.list_voices()}
+    variants = set(espeak.list_variants()) | {""}
     for r in rows:
-        spk = synth.Speaker(r["voice"], r["variant"], int(r["speed"]), int(r["pitch"]))
+        spk = espeak.Speaker(r["voice"], r["variant"], int(r["speed"]), int(r["pitch"]))
         assert spk.id == r["speaker"]
         assert r["voice"] in voices and r["variant"] in variants
         assert r["family"] == ("mbrola" if r["voice"].startswith("mb-") else r["voice"])
@@ -126,7 +126,7 @@ def test_other_seed_differs(tmp_path):
 
 
 def test_same_speaker_other_seed_gives_other_clip():
-    spk = synth.make_speakers(1, 0)[0]
+    spk = espeak.make_speakers(1, 0)[0]
     a, _ = synth.render_clip("yes", spk, synth.clip_rng(0, spk, "yes", 0))
     b, _ = synth.render_clip("yes", spk, synth.clip_rng(1, spk, "yes", 0))
     c, _ = synth.render_clip("yes", spk, synth.clip_rng(0, spk, "yes", 1))
@@ -165,13 +165,13 @@ def test_lists_cover_clips_from_earlier_runs(tmp_path):
 
 
 def test_silent_words_are_dropped_and_counted(tmp_path, monkeypatch):
-    real = synth.speak
+    real = espeak.speak
 
-    def mute_no(text, speaker=synth.DEFAULT_SPEAKER, **kw):
+    def mute_no(text, speaker=espeak.DEFAULT_SPEAKER, **kw):
         x = real(text, speaker, **kw)
         return x * 1e-4 if text == "no" else x  # like mbrola mb-us3 on some vowels
 
-    monkeypatch.setattr(synth, "speak", mute_no)
+    monkeypatch.setattr(espeak, "speak", mute_no)
     s = synth.synthesize_dataset(tmp_path / "d", synth.SynthConfig(words=("yes", "no"), speakers=3, noise_seconds=1.0))
     assert (s.written, s.dropped) == (3, {"silent": 3})
     assert list((tmp_path / "d" / "no").iterdir()) == []
@@ -182,7 +182,7 @@ def test_silent_words_are_dropped_and_counted(tmp_path, monkeypatch):
 
 
 def _fake_speak(burst_s: float, calls: list):
-    def fake(text, speaker=synth.DEFAULT_SPEAKER, *, speed=None, pitch=None, rate=16000):
+    def fake(text, speaker=espeak.DEFAULT_SPEAKER, *, speed=None, pitch=None, rate=16000):
         calls.append(speed)
         burst = 0.5 * np.sin(2 * np.pi * 440 * np.arange(int(burst_s * rate)) / rate)
         return np.concatenate([np.zeros(4000), burst, np.zeros(4000)]).astype(np.float32)
@@ -192,8 +192,8 @@ def _fake_speak(burst_s: float, calls: list):
 
 def test_clip_holds_the_whole_word_at_a_random_place(monkeypatch):
     calls = []
-    monkeypatch.setattr(synth, "speak", _fake_speak(0.5, calls))
-    spk = synth.DEFAULT_SPEAKER
+    monkeypatch.setattr(espeak, "speak", _fake_speak(0.5, calls))
+    spk = espeak.DEFAULT_SPEAKER
     starts = set()
     for n in range(8):
         clip, status = synth.render_clip("yes", spk, synth.clip_rng(0, spk, "yes", n))
@@ -207,8 +207,8 @@ def test_clip_holds_the_whole_word_at_a_random_place(monkeypatch):
 
 def test_too_long_word_is_respoken_faster_then_dropped(monkeypatch):
     calls = []
-    monkeypatch.setattr(synth, "speak", _fake_speak(1.5, calls))
-    clip, status = synth.render_clip("backward", synth.Speaker("en-us", "", 150, 50), np.random.default_rng(0))
+    monkeypatch.setattr(espeak, "speak", _fake_speak(1.5, calls))
+    clip, status = synth.render_clip("backward", espeak.Speaker("en-us", "", 150, 50), np.random.default_rng(0))
     assert (clip, status) == (None, "too_long")
     assert len(calls) == 3 and calls[0] < calls[1] < calls[2]
 
@@ -226,15 +226,15 @@ def test_voice_table_parser_handles_long_names_spaces_and_languages():
         " 5  en-us           --/F      us-mbrola-1        mb/mb-us1            (en 8)\n"
         " 3  en-uk           --/M      english-mb-en1     mb/mb-en1            (en-gb 3)(en 2)\n"
     )
-    files = [r[4] for r in synth._parse_voice_table(text)]
+    files = [r[4] for r in espeak._parse_voice_table(text)]
     assert files == ["!v/announcer", "!v/Mr serious", "!v/Storm", "gmw/en", "mb/mb-us1", "mb/mb-en1"]
 
 
 def test_list_voices_and_variants():
-    voices = synth.list_voices()
+    voices = espeak.list_voices()
     names = [v.name for v in voices]
     assert {"en-us", "en-gb"} <= set(names) and names == sorted(names)
-    variants = synth.list_variants()
+    variants = espeak.list_variants()
     assert {"f3", "m1", "klatt", "whisper", "Alex"} <= set(variants)
     assert not any(" " in v for v in variants) and "Mr" not in variants
     assert len(variants) > 50
@@ -243,82 +243,82 @@ def test_list_voices_and_variants():
 def test_every_listed_voice_speaks():
     # mbrola voices are listed by espeak-ng even when mbrola is missing; only those that
     # produce audio may be offered.
-    for v in synth.list_voices():
-        x = synth.speak("yes", synth.Speaker(v.name))
+    for v in espeak.list_voices():
+        x = espeak.speak("yes", espeak.Speaker(v.name))
         assert synth.active_seconds(x) >= synth.MIN_ACTIVE_S, v.name
 
 
 def test_speaker_id_is_stable_and_canonical():
-    spk = synth.Speaker("en-us", "f3", 150, 50)
+    spk = espeak.Speaker("en-us", "f3", 150, 50)
     assert spk.espeak_voice == "en-us+f3" and spk.canonical == "en-us+f3/150/50"
     assert spk.id == hashlib.sha1(b"en-us+f3/150/50").hexdigest()[:8]
-    assert synth.Speaker("mb-us1", "", 150, 50).family == "mbrola"
-    assert synth.Speaker("en-gb-scotland", "m3").family == "en-gb-scotland"
+    assert espeak.Speaker("mb-us1", "", 150, 50).family == "mbrola"
+    assert espeak.Speaker("en-gb-scotland", "m3").family == "en-gb-scotland"
 
 
 def test_make_speakers_is_seeded_distinct_and_extends():
-    a = synth.make_speakers(30, seed=0)
-    assert a == synth.make_speakers(30, seed=0)
-    assert a[:10] == synth.make_speakers(10, seed=0), "more speakers extend the set"
+    a = espeak.make_speakers(30, seed=0)
+    assert a == espeak.make_speakers(30, seed=0)
+    assert a[:10] == espeak.make_speakers(10, seed=0), "more speakers extend the set"
     assert len({s.id for s in a}) == 30
-    assert a != synth.make_speakers(30, seed=1)
-    few = synth.make_speakers(5, seed=0, voices=["en-us"], variants=["none", "f1"])
+    assert a != espeak.make_speakers(30, seed=1)
+    few = espeak.make_speakers(5, seed=0, voices=["en-us"], variants=["none", "f1"])
     assert {s.voice for s in few} == {"en-us"} and {s.variant for s in few} == {"", "f1"}
     assert len({s.id for s in few}) == 5
-    assert "en-us" not in {s.voice for s in synth.make_speakers(20, exclude_voices=["en-us"])}
+    assert "en-us" not in {s.voice for s in espeak.make_speakers(20, exclude_voices=["en-us"])}
 
 
 def test_unknown_variant_and_voice_are_clear_errors():
-    with pytest.raises(synth.SynthError, match=r"unknown espeak-ng variant 'F3'.*did you mean .*f3"):
-        synth.make_speakers(3, variants=["F3"])
-    with pytest.raises(synth.SynthError, match=r"unknown espeak-ng voice 'en-xx'; English voices here: .*en-us"):
-        synth.make_speakers(3, voices=["en-xx"])
-    with pytest.raises(synth.SynthError, match="word"):
+    with pytest.raises(espeak.SynthError, match=r"unknown espeak-ng variant 'F3'.*did you mean .*f3"):
+        espeak.make_speakers(3, variants=["F3"])
+    with pytest.raises(espeak.SynthError, match=r"unknown espeak-ng voice 'en-xx'; English voices here: .*en-us"):
+        espeak.make_speakers(3, voices=["en-xx"])
+    with pytest.raises(espeak.SynthError, match="word"):
         synth.check_words(["_silence_"])
 
 
 def test_mbrola_voice_without_mbrola_is_explained():
-    missing = sorted(synth._listed_mbrola_voices() - {v.name for v in synth.list_voices()})
+    missing = sorted(espeak._listed_mbrola_voices() - {v.name for v in espeak.list_voices()})
     if not missing:
         pytest.skip("every listed mbrola voice speaks on this machine")
-    with pytest.raises(synth.SynthError, match="mbrola voice that produces no audio"):
-        synth.make_speakers(2, voices=[missing[0]])
+    with pytest.raises(espeak.SynthError, match="mbrola voice that produces no audio"):
+        espeak.make_speakers(2, voices=[missing[0]])
 
 
 @pytest.fixture
 def fresh_voice_cache():
-    synth.list_voices.cache_clear()
+    espeak.list_voices.cache_clear()
     yield
-    synth.list_voices.cache_clear()
+    espeak.list_voices.cache_clear()
 
 
 def test_mbrola_voices_that_speak_are_used_as_one_family(monkeypatch, fresh_voice_cache):
-    monkeypatch.setattr(synth, "_speaks", lambda voice: voice in ("mb-us1", "mb-en1"))
-    voices = {v.name: v for v in synth.list_voices()}
+    monkeypatch.setattr(espeak, "_speaks", lambda voice: voice in ("mb-us1", "mb-en1"))
+    voices = {v.name: v for v in espeak.list_voices()}
     assert {"mb-us1", "mb-en1"} <= set(voices) and "mb-us2" not in voices
     assert voices["mb-us1"].family == voices["mb-en1"].family == "mbrola"
     assert voices["en-us"].family == "en-us" and not voices["en-us"].is_mbrola
-    speakers = synth.make_speakers(len(voices), voices=None)
+    speakers = espeak.make_speakers(len(voices), voices=None)
     assert {s.voice for s in speakers} == set(voices), "one speaker per voice, mbrola included"
-    kept = synth.make_speakers(20, exclude_voices=["mbrola"])
+    kept = espeak.make_speakers(20, exclude_voices=["mbrola"])
     assert not any(s.family == "mbrola" for s in kept)
 
 
 def test_espeak_missing_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(synth.SynthError, match="apt-get install espeak-ng"):
+    with pytest.raises(espeak.SynthError, match="apt-get install espeak-ng"):
         synth.synthesize_dataset(tmp_path / "out", synth.SynthConfig(words=("yes",), speakers=1))
 
 
 def test_output_path_that_is_a_file(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    with pytest.raises(synth.SynthError, match="is a file"):
+    with pytest.raises(espeak.SynthError, match="is a file"):
         synth.synthesize_dataset(f, synth.SynthConfig(words=("yes",), speakers=1))
 
 
 def test_speak_sentence():
-    x = synth.speak("turn the lights on in the kitchen please")
+    x = espeak.speak("turn the lights on in the kitchen please")
     assert x.dtype == np.float32 and x.ndim == 1
     assert 1.2 < len(x) / 16000 < 5.0
     assert synth.active_seconds(x) > 1.0
@@ -330,7 +330,7 @@ def test_read_words(tmp_path):
     assert synth.read_words(str(f)) == ("yes", "no", "up", "lights on")
     assert synth.read_words("go,stop") == ("go", "stop")
     assert synth.folder_name("lights on") == "lights_on"
-    with pytest.raises(synth.SynthError, match="no such words file"):
+    with pytest.raises(espeak.SynthError, match="no such words file"):
         synth.read_words(str(tmp_path / "missing.txt"))
 
 

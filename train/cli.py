@@ -84,6 +84,7 @@ def synth(out_dir, n_speakers, words, repeats, seed, voices, exclude_voices, var
       kwspi synth data/synth --speakers 60 --seed 0
       kwspi synth data/lights --words "lights on,lights off" --repeats 3
     """
+    from kwspi.train.speech import espeak as _espeak
     from kwspi.train.speech import synth as _synth
 
     config = SynthConfig(words=_synth.read_words(words) if words is not None else gsc.WORDS_V2,
@@ -91,8 +92,8 @@ def synth(out_dir, n_speakers, words, repeats, seed, voices, exclude_voices, var
                          exclude_voices=parse_names(exclude_voices) or (), variants=parse_names(variants),
                          noise_seconds=noise_seconds)
     # Check espeak-ng, names and words before the progress bar starts drawing.
-    _synth.espeak_version()
-    _synth.make_speakers(n_speakers, seed, config.voices, config.variants, config.exclude_voices)
+    _espeak.espeak_version()
+    _espeak.make_speakers(n_speakers, seed, config.voices, config.variants, config.exclude_voices)
     total = n_speakers * len(_synth.check_words(config.words)) * repeats
     with progress_bar("synthesizing", total) as advance:
         summary = _synth.synthesize_dataset(out_dir, config, jobs=jobs, progress=advance)
@@ -127,8 +128,8 @@ def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, voices, exclude_voic
       kwspi synth-stream negative.wav --seconds 3600 --negative --snr-db 10
       kwspi eval-stream --input negative.wav --truth negative.csv --sweep-thresholds
     """
+    from kwspi.train.speech import espeak as _espeak
     from kwspi.train.speech import stream as _stream
-    from kwspi.train.speech import synth as _synth
 
     config = StreamConfig(seconds=seconds, snr_db=snr_db, seed=seed, negative=negative,
                           **_voices(voices, exclude_voices))
@@ -136,7 +137,7 @@ def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, voices, exclude_voic
     # Report bad options and paths before the progress bar starts drawing.
     config.check()
     _stream.check_paths(out_wav, truth_csv)
-    _synth.resolve_voices(config.voices, config.exclude_voices)
+    _espeak.resolve_voices(config.voices, config.exclude_voices)
     with progress_bar("synthesizing stream", int(round(seconds * 1000))) as advance:
         summary = _stream.write_stream(out_wav, truth_csv, config, progress=lambda s: advance(int(round(s * 1000))))
     click.echo(str(summary))

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from kwspi.errors import KwspiError
 from kwspi.deploy.decision import Detection
 from kwspi.deploy.evaluation.score import StreamScore, score_detections, window_words
-from kwspi.train.speech import stream, synth
+from kwspi.train.speech import espeak, stream
 from kwspi.deploy.evaluation.truth import TruthRow, read_truth
 
 #: Voice families the bundled model was not trained on (it was trained with
@@ -52,7 +52,7 @@ class DemoConfig:
 def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> StreamScore:
     """Synthesize, listen, compare; every line of the report goes to ``echo``."""
     model = _model(config.model)
-    synth.resolve_voices(config.voices)
+    espeak.resolve_voices(config.voices)
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
         raise DemoError(f"{out}: is a file; give a folder for the demo's files")

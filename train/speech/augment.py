@@ -27,6 +27,9 @@ plus one boolean field on :class:`AugmentConfig` (and its parameters), registere
 besides the clip (noise recordings) travel in :class:`AugmentResources`. A new field
 changes :meth:`AugmentConfig.hash` for every config, which only means cached augmented
 features are computed once more.
+
+(Past the ~350-line mark on purpose: one config and the small pure steps it switches on
+read best side by side; a split would put each flag a file away from what it does.)
 """
 
 from __future__ import annotations

@@ -171,3 +171,48 @@ def _peak(x: np.ndarray) -> np.ndarray:
 def _name_key(name: str) -> int:
     # A stable integer per name: Python's hash() is salted per process.
     return int(hashlib.sha1(name.encode("utf-8")).hexdigest()[:16], 16)
+
+
+class NoiseTrack:
+    """Endless background noise at a fixed RMS, handed out in pieces of any length.
+
+    Made of segments of a few seconds, each a stationary coloured noise (white, pink or
+    brown), half of them with hum, band-limited or bursty noise on top; neighbours are
+    cross-faded with equal power. Only the current segment is held in memory.
+    """
+
+    BASES = (white, pink, brown)
+    EXTRAS = (hum, modulated_band, bursts)
+
+    def __init__(self, rng: np.random.Generator, rms: float, segment_s=(2.0, 4.0), fade_s: float = 0.2):
+        self._rng, self._rms = rng, rms
+        self._segment_s, self._fade = segment_s, int(fade_s * SAMPLE_RATE)
+        self._pending = np.zeros(0)
+
+    def take(self, n: int) -> np.ndarray:
+        """The next ``n`` samples (float64)."""
+        if self._rms == 0.0:
+            return np.zeros(n)
+        # The last `fade` samples stay pending: they are cross-faded with the next segment.
+        while len(self._pending) < n + self._fade:
+            self._pending = self._join(self._pending, self._segment())
+        out, self._pending = self._pending[:n], self._pending[n:]
+        return out
+
+    def _segment(self) -> np.ndarray:
+        rng = self._rng
+        n = int(rng.uniform(*self._segment_s) * SAMPLE_RATE)
+        x = self.BASES[rng.integers(len(self.BASES))](n, rng, SAMPLE_RATE).astype(np.float64)
+        x /= np.sqrt(np.mean(x**2)) + 1e-12
+        if rng.uniform() < 0.5:
+            extra = self.EXTRAS[rng.integers(len(self.EXTRAS))](n, rng, SAMPLE_RATE).astype(np.float64)
+            x += rng.uniform(0.5, 2.0) * extra / (np.sqrt(np.mean(extra**2)) + 1e-12)
+        return x * (self._rms / (np.sqrt(np.mean(x**2)) + 1e-12))
+
+    def _join(self, pending: np.ndarray, segment: np.ndarray) -> np.ndarray:
+        f = self._fade
+        if len(pending) < f:
+            return np.concatenate([pending, segment])
+        ramp = np.pi / 2 * (np.arange(f) + 0.5) / f
+        overlap = pending[-f:] * np.cos(ramp) + segment[:f] * np.sin(ramp)
+        return np.concatenate([pending[:-f], overlap, segment[f:]])

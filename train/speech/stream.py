@@ -15,8 +15,10 @@ Public API:
 - :class:`StreamConfig`, :func:`iter_blocks`, :func:`write_stream`: build a stream. It is made
   and written block by block (one gap and one event at a time), so an hour costs the memory of
   a few seconds; the same seed and config give the same file.
-- The truth CSV (:mod:`kwspi.deploy.evaluation.truth`) and the scoring of detections against it
-  (:mod:`kwspi.deploy.evaluation.score`) are re-exported here.
+- What is said comes from :mod:`kwspi.train.speech.texts`, the background from
+  :class:`kwspi.train.speech.noise.NoiseTrack`; the truth CSV is
+  :mod:`kwspi.deploy.evaluation.truth`, and detections are scored against it by
+  :mod:`kwspi.deploy.evaluation.score`.
 
 Torch-free: the demo and the streaming tests run it where only the runtime and espeak-ng
 are installed.
@@ -39,63 +41,11 @@ from kwspi.atomic import temp_path
 from kwspi.deploy.evaluation.truth import TruthRow, write_truth
 from kwspi.errors import KwspiError
 from kwspi.features import SAMPLE_RATE
-from kwspi.train.speech import noise, synth
+from kwspi.train.speech import espeak, synth
+from kwspi.train.speech.noise import NoiseTrack
+from kwspi.train.speech.texts import (CONFUSABLE_SENTENCES, CONFUSABLE_WORDS, GENERIC_PHRASES, KEYWORD_PHRASES,
+                                     SENTENCES)
 
-
-#: A keyword phrase per keyword; ``{kw}`` is the keyword. No other word in them is a keyword.
-KEYWORD_PHRASES: dict[str, tuple[str, ...]] = {
-    "yes": ("I said {kw}", "{kw} please", "the answer is {kw}"),
-    "no": ("I said {kw}", "{kw} thank you", "the answer is {kw}"),
-    "up": ("turn the volume {kw}", "pick it {kw}", "scroll {kw} a bit"),
-    "down": ("turn the volume {kw}", "sit {kw} please", "scroll {kw} a bit"),
-    "left": ("turn {kw} at the corner", "move it to the {kw}", "it is the {kw} door"),
-    "right": ("turn {kw} at the lights", "that is {kw}", "move it to the {kw}"),
-    "on": ("please turn the lights {kw} now", "switch the radio {kw}", "turn it {kw}"),
-    "off": ("turn the lights {kw}", "switch it {kw} please", "the heating is {kw}"),
-    "stop": ("{kw} the music", "please {kw} now", "{kw} it"),
-    "go": ("let us {kw} home", "ready steady {kw}", "where did they {kw}"),
-}
-#: For keywords without phrases of their own.
-GENERIC_PHRASES = ("I said {kw}", "{kw} please", "the word is {kw}")
-
-#: Everyday sentences without a keyword.
-SENTENCES = (
-    "the weather is nice today", "can you hear me", "what time is it",
-    "I would like a cup of tea", "my phone is in the kitchen", "close the window please",
-    "we need more milk and bread", "that sounds good to me", "where are my keys",
-    "let us meet tomorrow morning", "the cat is sleeping", "how was your day",
-    "this is only a test", "open the door for the dog", "dinner will be ready soon",
-    "the bus was late again", "play some music", "call my sister",
-    "it is very cold outside", "put the box in the car",
-)
-
-#: Words that sound like a keyword, or contain one, but are not keywords. Exact homophones
-#: ("know", "write") are left out: no acoustic spotter can tell them from "no" and "right",
-#: so their detections would measure this list, not the model.
-CONFUSABLE_WORDS = (
-    "yesterday", "yet", "yellow", "nobody", "note", "nose", "upper", "cup", "often",
-    "office", "coffee", "stopped", "stock", "ago", "going", "goal", "downtown", "town",
-    "dawn", "lift", "lifted", "bright", "own", "gone", "alright",
-)
-
-#: Confusable words for *training* (the unknown class), disjoint from every word a stream
-#: speaks (tested), so the streaming figures measure confusables the model never heard.
-TRAINING_CONFUSABLES = (
-    "yeah", "chess", "dress", "guess", "jet", "snow", "nope", "knot", "slow", "though", "pup",
-    "pop", "hop", "supper", "brown", "crown", "clown", "noun", "gown", "theft", "deft", "loft",
-    "chef", "cleft", "fight", "night", "white", "ride", "tight", "an", "con", "john", "cough",
-    "awful", "toffee", "offer", "shop", "top", "step", "spot", "stuff", "goat", "gold", "glow",
-    "grow", "golf",
-)
-
-#: Sentences built around confusable words, without a keyword.
-CONFUSABLE_SENTENCES = (
-    "I saw her yesterday", "nobody is home", "the upper shelf is full",
-    "we often walk there", "the clock stopped", "that was long ago",
-    "where are you going", "meet me downtown", "I need a lift", "the light is bright",
-    "it is all gone", "a cup of coffee", "not yet", "my own house", "the office is closed",
-    "take a note", "it is alright",
-)
 
 POSITIVE_MIX = (("keyword", 0.35), ("phrase", 0.30), ("sentence", 0.15), ("confusable", 0.20))
 #: Keywords alone and in phrases, and everyday sentences: no deliberate confusables.
@@ -213,9 +163,9 @@ def _choose_words(kind: str, rng: np.random.Generator, deck: _Deck) -> tuple[lis
 # --- how it sounds --------------------------------------------------------------------
 
 
-def _speak_word(word: str, speaker: synth.Speaker) -> np.ndarray | None:
+def _speak_word(word: str, speaker: espeak.Speaker) -> np.ndarray | None:
     """One word trimmed to its sounding span with 5 ms fades, or ``None`` if it is (nearly) silent."""
-    raw = synth.speak(word, speaker)
+    raw = espeak.speak(word, speaker)
     if synth.active_seconds(raw) < 0.05:
         return None
     start, end = synth.speech_bounds(raw)
@@ -228,7 +178,7 @@ def _speak_word(word: str, speaker: synth.Speaker) -> np.ndarray | None:
 
 
 def render_event(
-    words: Sequence[str], speaker: synth.Speaker, rng: np.random.Generator, config: StreamConfig
+    words: Sequence[str], speaker: espeak.Speaker, rng: np.random.Generator, config: StreamConfig
 ) -> tuple[np.ndarray, list[tuple[int, int]]] | None:
     """The words spoken one by one and joined with short gaps, at the configured level.
 
@@ -254,54 +204,6 @@ def render_event(
     return audio, spans
 
 
-# --- the background -------------------------------------------------------------------
-
-
-class NoiseTrack:
-    """Endless background noise at a fixed RMS, handed out in pieces of any length.
-
-    Made of segments of a few seconds, each a stationary coloured noise (white, pink or
-    brown), half of them with hum, band-limited or bursty noise on top; neighbours are
-    cross-faded with equal power. Only the current segment is held in memory.
-    """
-
-    BASES = (noise.white, noise.pink, noise.brown)
-    EXTRAS = (noise.hum, noise.modulated_band, noise.bursts)
-
-    def __init__(self, rng: np.random.Generator, rms: float, segment_s=(2.0, 4.0), fade_s: float = 0.2):
-        self._rng, self._rms = rng, rms
-        self._segment_s, self._fade = segment_s, int(fade_s * SAMPLE_RATE)
-        self._pending = np.zeros(0)
-
-    def take(self, n: int) -> np.ndarray:
-        """The next ``n`` samples (float64)."""
-        if self._rms == 0.0:
-            return np.zeros(n)
-        # The last `fade` samples stay pending: they are cross-faded with the next segment.
-        while len(self._pending) < n + self._fade:
-            self._pending = self._join(self._pending, self._segment())
-        out, self._pending = self._pending[:n], self._pending[n:]
-        return out
-
-    def _segment(self) -> np.ndarray:
-        rng = self._rng
-        n = int(rng.uniform(*self._segment_s) * SAMPLE_RATE)
-        x = self.BASES[rng.integers(len(self.BASES))](n, rng, SAMPLE_RATE).astype(np.float64)
-        x /= np.sqrt(np.mean(x**2)) + 1e-12
-        if rng.uniform() < 0.5:
-            extra = self.EXTRAS[rng.integers(len(self.EXTRAS))](n, rng, SAMPLE_RATE).astype(np.float64)
-            x += rng.uniform(0.5, 2.0) * extra / (np.sqrt(np.mean(extra**2)) + 1e-12)
-        return x * (self._rms / (np.sqrt(np.mean(x**2)) + 1e-12))
-
-    def _join(self, pending: np.ndarray, segment: np.ndarray) -> np.ndarray:
-        f = self._fade
-        if len(pending) < f:
-            return np.concatenate([pending, segment])
-        ramp = np.pi / 2 * (np.arange(f) + 0.5) / f
-        overlap = pending[-f:] * np.cos(ramp) + segment[:f] * np.sin(ramp)
-        return np.concatenate([pending[:-f], overlap, segment[f:]])
-
-
 # --- the stream -----------------------------------------------------------------------
 
 
@@ -312,7 +214,7 @@ def iter_blocks(config: StreamConfig) -> Iterator[Block]:
     by ``config.seed``, the noise from another, so blocks are the same however they are used.
     """
     config.check()
-    speakers = synth.make_speakers(config.speakers, config.seed, config.voices, exclude_voices=config.exclude_voices)
+    speakers = espeak.make_speakers(config.speakers, config.seed, config.voices, exclude_voices=config.exclude_voices)
     rng = np.random.default_rng([config.seed, 1])
     track = NoiseTrack(np.random.default_rng([config.seed, 2]), config.noise_rms)
     total = int(round(config.seconds * SAMPLE_RATE))
@@ -335,7 +237,7 @@ def iter_blocks(config: StreamConfig) -> Iterator[Block]:
     yield Block(np.zeros(total - cursor, np.float32), track.take(total - cursor).astype(np.float32), ())
 
 
-def _next_event(rng: np.random.Generator, speakers: Sequence[synth.Speaker], deck: _Deck, config: StreamConfig):
+def _next_event(rng: np.random.Generator, speakers: Sequence[espeak.Speaker], deck: _Deck, config: StreamConfig):
     """``(audio, spans, words, keyword index)`` of the next event; retries other speakers
     when one cannot say a word (some voices are silent on some words)."""
     kinds, weights = zip(*[(k, w) for k, w in config.event_mix if w > 0])
