@@ -17,7 +17,8 @@ import click
 
 from kwspi import __version__
 from kwspi.errors import KwspiError, MissingDependency
-from kwspi.options import json_option, model_option, seed_option
+from kwspi.options import json_option, model_option, progress_bar, seed_option
+from kwspi.progress import silent
 
 #: command name -> ("module:attribute" of its click command, its one-line help). The help
 #: is repeated here so that `kwspi --help` imports none of them (torch, sounddevice);
@@ -160,7 +161,7 @@ def evaluate(model, data, split, seed, as_json):
     else:
         from kwspi.evaluate import evaluate_onnx
 
-        report = evaluate_onnx(path, data, split, seed, progress=not as_json and sys.stderr.isatty())
+        report = evaluate_onnx(path, data, split, seed, progress_bar if not as_json and sys.stderr.isatty() else silent)
     if as_json:
         click.echo(json.dumps(report))
         return

@@ -7,12 +7,9 @@ model's labels and the paper's balance (:func:`kwspi.gsc.build_split`).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 from pathlib import Path
 
-import click
 import numpy as np
 
 from kwspi import gsc
@@ -21,6 +18,7 @@ from kwspi.errors import DatasetError, KwspiError
 from kwspi.features import FeatureConfig, clip_features
 from kwspi.metrics import classification_report
 from kwspi.modelinfo import INPUT_NAME, open_session
+from kwspi.progress import Progress, silent
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,8 @@ def task_for(labels: tuple[str, ...]) -> gsc.TaskSpec:
     return task
 
 
-def split_features(root, split: str, cfg: FeatureConfig, task: gsc.TaskSpec, seed: int = 0, progress: bool = False):
+def split_features(root, split: str, cfg: FeatureConfig, task: gsc.TaskSpec, seed: int = 0,
+                   progress: Progress = silent):
     """Features ``[n, 1, n_mfcc, n_frames]`` float32 and labels ``[n]`` of one split.
 
     Unreadable clips are skipped and counted in the log.
@@ -42,8 +41,9 @@ def split_features(root, split: str, cfg: FeatureConfig, task: gsc.TaskSpec, see
     if not examples:
         raise DatasetError(f"{root}: the {split} split is empty")
     X, y, skipped = [], [], 0
-    with click.progressbar(examples, label=f"features {split}", file=sys.stderr) if progress else contextlib.nullcontext(examples) as it:
-        for ex in it:
+    with progress(f"features {split}", len(examples)) as advance:
+        for ex in examples:
+            advance(1)
             if ex.path is None:
                 wave = np.zeros(cfg.clip_samples, np.int16)
             else:
@@ -60,7 +60,7 @@ def split_features(root, split: str, cfg: FeatureConfig, task: gsc.TaskSpec, see
     return np.stack(X)[:, None], np.asarray(y, dtype=np.int64)
 
 
-def evaluate_onnx(model_path, data, split: str = "testing", seed: int = 0, progress: bool = False) -> dict:
+def evaluate_onnx(model_path, data, split: str = "testing", seed: int = 0, progress: Progress = silent) -> dict:
     """Accuracy, per-class accuracy and confusion of an ONNX model on one split."""
     session, info = open_session(model_path, threads=0)
     task = task_for(info.labels)
