@@ -65,6 +65,15 @@ default-model: setup
 	    --float-out runs/bundle-ft/float.onnx --eval-data data/heldout-families --threshold $(THRESHOLD) \
 	    --dataset-name "synthetic espeak-ng speech commands: 1500 speakers of 6 espeak-ng voice families (en-gb, en-us, en-gb-x-gbclan, en-gb-x-rp, en-gb-x-gbcwmd, en-us-nyc) saying the 10 keywords, 300 saying 25 other words, 200 saying 46 sound-alike words; held out: en-029, en-gb-scotland"
 
+# Real human voices (train/speech/real.py, results/real-voices.md): the English clips of two
+# Debian main packages, hedgewars-data (GFDL-1.3) and klettres-data (GPL-2+), about 210 MB.
+# Those that say a keyword are a test set, never trained on (data/real-voices); the rest are
+# negative speech (data/real-negatives).
+.PHONY: real-voices
+real-voices: setup
+	@$(MAKE) --no-print-directory apt APT_PACKAGES="hedgewars-data klettres-data"
+	$(BIN)/python studies/real_voices.py build --out data/real-voices --negatives data/real-negatives
+
 bench: setup
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/bench_features.py
 	$(BIN)/python bench/bench_synth.py
