@@ -92,3 +92,10 @@ def test_bad_folders_are_reported(tmp_path):
     (tmp_path / "yes" / "a_nohash_0.wav").write_bytes(b"")
     with pytest.raises(DatasetError, match="no clips for keyword"):
         gsc.build_split(tmp_path, "training")
+    # Measuring every clip of a folder needs only some of the keywords, but at least one.
+    assert [e.label for e in gsc.build_split(tmp_path, gsc.ALL)] == [0]
+    (tmp_path / "yes" / "a_nohash_0.wav").rename(tmp_path / "yes" / "b.txt")
+    (tmp_path / "bed").mkdir()
+    (tmp_path / "bed" / "a_nohash_0.wav").write_bytes(b"")
+    with pytest.raises(DatasetError, match="no clips for keyword"):
+        gsc.build_split(tmp_path, gsc.ALL)
