@@ -20,6 +20,9 @@ print(json.dumps(sorted(m for m in ("torch", "onnx", "sounddevice") if m in sys.
         "import kwspi.deploy",
         "import kwspi.cli",
         "import kwspi.gsc, kwspi.wavio, kwspi.features",
+        "import kwspi.deploy.evaluation.calibrate, kwspi.modelfile",
+        "import kwspi.train.speech.synth, kwspi.train.speech.stream, kwspi.train.data, kwspi.train.config",
+        "from click.testing import CliRunner; import kwspi.cli as c; CliRunner().invoke(c.main, ['train', '--help'])",
         "from click.testing import CliRunner; import kwspi.cli as c; CliRunner().invoke(c.main, ['--help'])",
     ],
 )

@@ -1,0 +1,107 @@
+"""Per-keyword thresholds from recordings of the place a model will listen in.
+
+``kwspi calibrate`` listens once to keyword-free speech and noise (the *negatives*: every
+detection there is a false alarm), keeps the engine's verdict on every window, and replays
+the decisions at each threshold of a grid (:mod:`kwspi.deploy.evaluation.stream`: the same
+smoothing, thresholds and refractory as ``kwspi listen``). Each keyword gets the lowest
+threshold of the grid whose false alarms stay within its share of the target rate,
+``target_fa_per_hour / n_keywords``, so the keywords together stay within the target. A
+keyword no threshold of the grid holds to its share gets the grid's highest and is named in
+the result. Positives (streams with a truth CSV), when given, report the recall the chosen
+thresholds keep. The model is written anew with those thresholds and the figures in its
+metadata (:func:`kwspi.modelfile.write_model`); the network is untouched.
+
+Replaying all keywords at one threshold counts each keyword's false alarms as they happen
+when the others are armed too (the engine fires at most one keyword per window), and the
+chosen mix is replayed once more for the figures that are stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from kwspi.deploy.evaluation.score import score_detections
+from kwspi.deploy.evaluation.stream import SWEEP_THRESHOLDS, StreamRun, keywords_of, replay, run_stream, shown
+from kwspi.deploy.evaluation.truth import TruthRow
+from kwspi.deploy.model import LoadedModel
+from kwspi.deploy.sources import WavSource
+from kwspi.modelfile import write_model
+
+#: Thresholds calibration chooses from: the sweep's, with finer steps where a quiet model
+#: needs them.
+GRID = tuple(sorted(set(SWEEP_THRESHOLDS) | {0.75, 0.975, 0.985, 0.9975}))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What calibration chose and what it measured at the chosen thresholds."""
+
+    thresholds: dict[str, float]
+    target_fa_per_hour: float
+    negative_hours: float
+    fa_per_hour: float  # on the negatives, all keywords, at ``thresholds``
+    unmet: tuple[str, ...]  # keywords whose share no threshold of the grid meets
+    recall: float | None = None  # on the positives, when given
+    positive_keywords: int = 0
+
+    def as_metric(self, negatives: Sequence[Path], positives: Sequence[Path]) -> dict:
+        """The ``calibration`` entry of the model's metrics."""
+        return {**dataclasses.asdict(self), "negatives": [str(shown(p)) for p in negatives],
+                "positives": [str(shown(p)) for p in positives],
+                "unmet": list(self.unmet)}
+
+
+def _runs(model: LoadedModel, paths: Sequence[Path], hop_ms: int, progress) -> list[StreamRun]:
+    return [run_stream(model, WavSource(p), None, hop_ms, progress) for p in paths]
+
+
+def choose_thresholds(model: LoadedModel, negatives: Sequence[StreamRun], target_fa_per_hour: float,
+                      hop_ms: int = 100, grid: Sequence[float] = GRID) -> tuple[dict[str, float], tuple[str, ...]]:
+    """The lowest threshold per keyword within its share of ``target_fa_per_hour`` on the
+    ``negatives``, and the keywords that the grid's highest threshold still leaves above it."""
+    keywords = keywords_of(model)
+    hours = sum(run.seconds for run in negatives) / 3600
+    share = target_fa_per_hour / len(keywords)
+    alarms = {t: [d.label for run in negatives for d in replay(run.trace, model, t, hop_ms)] for t in grid}
+    chosen, unmet = {}, []
+    for k in keywords:
+        fits = [t for t in sorted(grid) if alarms[t].count(k) / hours <= share]
+        chosen[k] = fits[0] if fits else max(grid)
+        if not fits:
+            unmet.append(k)
+    return chosen, tuple(unmet)
+
+
+def calibrate(model: LoadedModel, negatives: Sequence[Path], target_fa_per_hour: float,
+              positives: Sequence[tuple[Path, Sequence[TruthRow]]] = (), hop_ms: int = 100,
+              grid: Sequence[float] = GRID, progress: Callable[[float], None] | None = None) -> Calibration:
+    """Thresholds for ``model`` from keyword-free recordings (see the module docstring)."""
+    neg_runs = _runs(model, negatives, hop_ms, progress)
+    hours = sum(run.seconds for run in neg_runs) / 3600
+    thresholds, unmet = choose_thresholds(model, neg_runs, target_fa_per_hour, hop_ms, grid)
+    false_alarms = sum(len(replay(run.trace, model, thresholds, hop_ms)) for run in neg_runs)
+    recall, n_keywords = None, 0
+    if positives:
+        keywords = keywords_of(model)
+        hits = 0
+        for path, truth in positives:
+            run = run_stream(model, WavSource(path), None, hop_ms, progress)
+            score = score_detections(replay(run.trace, model, thresholds, hop_ms), truth, keywords)
+            hits, n_keywords = hits + len(score.hits), n_keywords + score.n_keywords
+        recall = hits / n_keywords if n_keywords else None
+    return Calibration(thresholds, target_fa_per_hour, round(hours, 4), round(false_alarms / hours, 3), unmet,
+                       recall, n_keywords)
+
+
+def write_calibrated(model: LoadedModel, calibration: Calibration, out: Path, negatives: Sequence[Path],
+                     positives: Sequence[Path] = ()) -> Path:
+    """``model``'s network with the calibrated thresholds and figures in its metadata, at ``out``."""
+    info = dataclasses.replace(
+        model.info, thresholds=dict(calibration.thresholds),
+        metrics={**model.info.metrics, "calibration": calibration.as_metric(negatives, positives)})
+    write_model(model.path, info, out)
+    LoadedModel.load(out)  # refuse to leave a file the runtime cannot open
+    return out
