@@ -1,7 +1,9 @@
 """Speech data generation, torch-free: synthesized voices, noise, streams, augmentation.
 
+- :mod:`.espeak`: the espeak-ng engine: voices, variants, speakers, speaking;
 - :mod:`.synth`: spoken words as one-second clips in Google Speech Commands' layout;
+- :mod:`.real`: recorded people from Debian packages: a real-voice test set and negatives;
 - :mod:`.noise`: background-noise recordings made from seeded generators;
-- :mod:`.stream`: long spoken streams over noise, with a truth CSV;
+- :mod:`.stream`, :mod:`.texts`: long spoken streams over noise, with a truth CSV;
 - :mod:`.augment`: time shift, noise, speed, EQ, reverb and SpecAugment of training clips.
 """
