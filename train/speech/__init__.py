@@ -1,6 +1,8 @@
 """Speech data generation, torch-free: synthesized voices, noise, streams, augmentation.
 
-- :mod:`.synth`: spoken words as one-second clips in Google Speech Commands' layout;
+- :mod:`.engines`: the voice engines behind one interface (:mod:`.espeak`, :mod:`.mbrola`, ...);
+- :mod:`.synth`: spoken words as one-second clips in Google Speech Commands' layout, and
+  :mod:`.catalogue`, its split lists and ``speakers.csv``;
 - :mod:`.noise`: background-noise recordings made from seeded generators;
 - :mod:`.stream`: long spoken streams over noise, with a truth CSV;
 - :mod:`.augment`: time shift, noise, speed, EQ, reverb and SpecAugment of training clips.
