@@ -64,6 +64,16 @@ def test_engine_speakers_are_seeded_distinct_and_keep_their_ids(name):
     assert all(lo <= s.speed <= hi for s in a)
 
 
+def test_rhvoice_never_offers_the_arctic_speakers():
+    _skip_unless("rhvoice")
+    from kwspi.train.speech import rhvoice
+
+    # alan and slt are CMU ARCTIC speakers, which the voices kept for judging kwspi also use.
+    assert not {"alan", "slt"} & set(rhvoice.list_voice_names())
+    with pytest.raises(engines.SynthError, match="unknown rhvoice voice 'slt'"):
+        rhvoice.make_speakers(1, voices=["slt"])
+
+
 # --- MBROLA is MBROLA --------------------------------------------------------------------
 
 
