@@ -24,6 +24,12 @@ from kwspi.train.speech.engines import Speaker
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
 
+@pytest.fixture(autouse=True)
+def _own_kokoro_cache(tmp_path, monkeypatch):
+    # Kokoro caches what it says; tests must neither read nor fill the user's cache.
+    monkeypatch.setenv("KWSPI_CACHE", str(tmp_path / "cache"))
+
+
 def _skip_unless(name: str) -> None:
     reason = engines.why_unavailable(name)
     if reason is not None:
@@ -72,6 +78,23 @@ def test_rhvoice_never_offers_the_arctic_speakers():
     assert not {"alan", "slt"} & set(rhvoice.list_voice_names())
     with pytest.raises(engines.SynthError, match="unknown rhvoice voice 'slt'"):
         rhvoice.make_speakers(1, voices=["slt"])
+
+
+def test_kokoro_speaks_english_phonemes_and_caches_them(tmp_path):
+    from kwspi.train.speech import kokoro
+
+    # espeak-ng's IPA in Kokoro's symbols: diphthongs and affricates are single letters there.
+    assert kokoro.to_kokoro("ɡˈoʊ") == "ɡˈO" and kokoro.to_kokoro("dʒˈʌdʒ tʃˈɜːtʃ") == "ʤˈʌʤ ʧˈɜɹʧ"
+    assert kokoro.to_kokoro("stˈɑːp\n") == "stˈɑp" and kokoro.to_kokoro("ɹˈaɪt") == "ɹˈIt"
+    assert "jf_tebukuro" not in kokoro.VOICES and "jf_tebukuro+jm_kumo" in kokoro.VOICES
+    _skip_unless("kokoro")
+    spk = Speaker("jf_alpha+jm_kumo", "", 100, 100, engine="kokoro")
+    first = engines.speak("down", spk)
+    cached = list((tmp_path / "cache" / "kokoro").rglob("*.npy"))
+    assert len(cached) == 1
+    np.save(cached[0], first * 0.5)  # what comes back now is the cache's, not a new run
+    assert np.array_equal(engines.speak("down", spk), first * 0.5)
+    assert not np.array_equal(engines.speak("down", Speaker("jm_kumo", "", 100, 100, engine="kokoro")), first)
 
 
 # --- MBROLA is MBROLA --------------------------------------------------------------------

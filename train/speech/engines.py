@@ -1,7 +1,7 @@
 """Voice engines behind one interface: a registry of names, speakers, and speaking.
 
 An *engine* is a module beside this one (:mod:`.espeak`, :mod:`.mbrola`, :mod:`.rhvoice`,
-:mod:`.piper`) with the same shape:
+:mod:`.piper`, :mod:`.kokoro`) with the same shape:
 
 - ``unavailable() -> str | None``: why it cannot speak here (not installed), or ``None``;
 - ``list_voice_names() -> tuple[str, ...]``: the voices it offers, sorted;
@@ -37,6 +37,7 @@ ENGINES = {
     "mbrola": "kwspi.train.speech.mbrola",
     "rhvoice": "kwspi.train.speech.rhvoice",
     "piper": "kwspi.train.speech.piper",
+    "kokoro": "kwspi.train.speech.kokoro",
 }
 DEFAULT_ENGINES = ("espeak",)
 # Engines that speak through espeak-ng's -v: their speaker ids keep espeak-ng's form.
