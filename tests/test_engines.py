@@ -234,6 +234,25 @@ def test_missing_engine_is_skipped_with_one_log_line(tmp_path, fake_engines, cap
 
 
 @needs_espeak
+def test_stream_speakers_come_from_every_engine_and_skip_what_they_cannot_say(fake_engines):
+    from kwspi.train.speech import stream
+
+    fake_engines("fake", cannot_say={"*": frozenset({"yes"})})
+    config = stream.StreamConfig(seconds=20.0, seed=1, engines=("espeak", "fake"), speakers=4,
+                                 keywords=("yes", "no"), mix=(("keyword", 1.0),))
+    heard = []
+    real = engines.speak
+    engines_speak = lambda text, speaker, **kw: heard.append((speaker.engine, text)) or real(text, speaker, **kw)  # noqa: E731
+    try:
+        engines.speak = engines_speak
+        rows = [r for b in stream.iter_blocks(config) for r in b.rows]
+    finally:
+        engines.speak = real
+    assert {e for e, _ in heard} == {"espeak", "fake"}
+    assert ("fake", "yes") not in heard and {r.label for r in rows} == {"yes", "no"}
+
+
+@needs_espeak
 def test_cli_engines_option(tmp_path, fake_engines):
     fake_engines("ghost", missing="ghost-tts is not installed")
     out = tmp_path / "o"
@@ -243,4 +262,5 @@ def test_cli_engines_option(tmp_path, fake_engines):
     assert "2 clips written" in result.output
     bad = CliRunner().invoke(main, ["synth", str(tmp_path / "b"), "--engines", "espeak,festivalish"])
     assert bad.exit_code == 2 and "unknown voice engine 'festivalish'; engines: espeak, mbrola" in bad.output
+    assert engines.parse_engines(["piper", "all"]) == ("piper",) + tuple(n for n in engines.ENGINES if n != "piper")
     assert "Traceback" not in bad.output and not (tmp_path / "b").exists()

@@ -52,7 +52,8 @@ def _voice_options(command):
     return click.option("--engines", "engine_names", default=",".join(_SYNTH.engines), show_default=True,
                         metavar="NAMES",
                         help="Comma-separated voice engines to deal the speakers over: espeak, mbrola, rhvoice, "
-                             "piper, kokoro (`make voices` installs them; one not installed is skipped).")(command)
+                             "piper, kokoro, or all (`make voices` installs them; one not installed is "
+                             "skipped).")(command)
 
 
 # --- data ------------------------------------------------------------------------------------

@@ -106,13 +106,16 @@ def module(name: str) -> ModuleType:
 
 
 def parse_engines(names: Iterable[str] | None) -> tuple[str, ...]:
-    """Known engine names, de-duplicated, in the order given (default: espeak-ng only)."""
+    """Known engine names, de-duplicated, in the order given (default: espeak-ng only);
+    ``all`` stands for every engine."""
     out = []
     for n in names or DEFAULT_ENGINES:
         n = n.strip().lower()
-        module(n)  # the one-line error for a typo
-        if n not in out:
-            out.append(n)
+        for name in ENGINES if n == "all" else (n,):
+            if name not in ENGINES:
+                raise SynthError(f"unknown voice engine {name!r}; engines: {', '.join(ENGINES)} (or all)")
+            if name not in out:
+                out.append(name)
     if not out:
         raise SynthError("--engines is empty")
     return tuple(out)

@@ -169,7 +169,7 @@ def _choose_words(kind: str, rng: np.random.Generator, deck: _Deck) -> tuple[lis
 def _speak_word(word: str, speaker: Speaker) -> np.ndarray | None:
     """One word trimmed to its sounding span with 5 ms fades, or ``None`` if it is (nearly)
     silent or its engine is known to say it wrongly."""
-    if engines.cannot_say(speaker, word):
+    if engines.cannot_say(speaker, word):  # only when no speaker can say every word of an event
         return None
     raw = engines.speak(word, speaker)
     if synth.active_seconds(raw) < 0.05:
@@ -249,8 +249,11 @@ def _next_event(rng: np.random.Generator, speakers: Sequence[Speaker], deck: _De
     kinds, weights = zip(*[(k, w) for k, w in config.event_mix if w > 0])
     kind = kinds[rng.choice(len(kinds), p=np.asarray(weights) / sum(weights))]
     words, kw_at = _choose_words(kind, rng, deck)
+    # Only speakers whose engine says every word right (all of espeak-ng's do, so its
+    # streams are as they were).
+    able = [s for s in speakers if not any(engines.cannot_say(s, w) for w in words)] or speakers
     for _ in range(8):
-        speaker = speakers[rng.integers(len(speakers))]
+        speaker = able[rng.integers(len(able))]
         rendered = render_event(words, speaker, rng, config)
         if rendered is not None:
             return rendered[0], rendered[1], words, kw_at
