@@ -44,7 +44,7 @@ def test_engine_says_the_ten_keywords_audibly_at_16k(name):
     _skip_unless(name)
     mod = engines.module(name)
     voices = mod.list_voice_names()
-    assert voices and list(voices) == sorted(voices) or name in ("rhvoice", "kokoro")
+    assert voices and len(set(voices)) == len(voices)
     speaker = mod.make_speakers(1, seed=0)[0]
     assert speaker.engine == name and speaker.voice in voices
     for word in gsc.KEYWORDS:
