@@ -196,6 +196,12 @@ def test_speakers_are_dealt_over_engines_and_extend(fake_engines):
     assert sum(s.engine == "fake" for s in many) == 2 * (21 // 2) and len({s.id for s in many}) == 60
     with pytest.raises(engines.SynthError, match="unknown voice 'tenor' for engines espeak, fake"):
         engines.make_speakers(2, engines=["espeak", "fake"], voices=["tenor"])
+    kept = engines.make_speakers(8, seed=0, engines=["espeak", "fake"], exclude_voices=["bass", "en-us", "mb-us3"])
+    assert {s.voice for s in kept if s.engine == "fake"} == {"alto"} and "en-us" not in {s.voice for s in kept}
+    assert {s.engine for s in engines.make_speakers(4, engines=["espeak", "fake"], exclude_voices=["fake"])} == {
+        "espeak"}
+    with pytest.raises(engines.SynthError, match="'tenor' is no voice of engines espeak, fake"):
+        engines.make_speakers(2, engines=["espeak", "fake"], exclude_voices=["tenor"])
 
 
 @needs_espeak

@@ -175,6 +175,10 @@ def make_speakers(
     names = usable(engines)
     if names == ("espeak",):
         return module("espeak").make_speakers(n, seed, voices, exclude_voices=exclude_voices, **espeak_options)
+    _check_excluded(names, exclude_voices)
+    names = tuple(k for k in names if k not in exclude_voices)  # a whole engine left out
+    if not names:
+        raise SynthError("no voice engine left after --exclude-voices")
     own = _split_voices(names, voices)
     pools = {}
     for name in names:
@@ -208,6 +212,17 @@ def _split_voices(names: Sequence[str], voices: Sequence[str] | None) -> dict[st
             raise SynthError(f"unknown voice {v!r} for engines {', '.join(names)}; voices: {', '.join(offered)}")
         own[owner].append(v)
     return own
+
+
+def _check_excluded(names: Sequence[str], exclude: Sequence[str]) -> None:
+    """:class:`SynthError` for a name in ``exclude`` that is no engine and no voice of one
+    (MBROLA's listed voices count even where they are not installed: leaving one out is
+    harmless, and a script may run on machines with and without it)."""
+    known = set(ENGINES) | {v for k in names for v in module(k).list_voice_names()}
+    known |= module("espeak")._listed_mbrola_voices() if "espeak" in names or "mbrola" in names else set()
+    for x in exclude:
+        if x not in known:
+            raise SynthError(f"--exclude-voices: {x!r} is no voice of engines {', '.join(names)} and no engine")
 
 
 def speak(text: str, speaker: Speaker, *, speed: int | None = None, pitch: int | None = None) -> np.ndarray:
