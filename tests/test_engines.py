@@ -232,7 +232,7 @@ def test_missing_engine_is_skipped_with_one_log_line(tmp_path, fake_engines, cap
         synth.synthesize_dataset(tmp_path / "d", config, jobs=1)
     assert summary.written == 3
     skips = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
-    assert skips == ["voice engine ghost skipped: ghost-tts is not installed (make voices installs it)"]
+    assert skips == ["voice engine ghost skipped: ghost-tts is not installed; `make voices` installs it"]
     with open(tmp_path / "d" / "speakers.csv", newline="") as f:
         assert {r["engine"] for r in csv.DictReader(f)} == {"espeak"}
     with pytest.raises(engines.SynthError, match="no voice engine can speak here .*ghost-tts is not installed"):

@@ -70,9 +70,9 @@ def _voice_options(command):
 @seed_option(_SYNTH.seed, "Same seed and options: identical files.")
 @_voice_options
 @click.option("--variants", default=None, metavar="NAMES",
-              help="Comma-separated variants (f1,m3,...; 'none' = no variant). [default: all]")
+              help="Comma-separated espeak-ng variants (f1,m3,...; 'none' = no variant). [default: all]")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Parallel espeak-ng processes. [default: number of CPUs]")
+              help="Parallel speaking threads. [default: number of CPUs]")
 @click.option("--noise-seconds", type=click.FloatRange(min=1.0), default=_SYNTH.noise_seconds, show_default=True,
               help="Length of each generated background-noise file.")
 def synth(out_dir, n_speakers, words, repeats, seed, engine_names, voices, exclude_voices, variants, jobs,

@@ -150,7 +150,7 @@ def usable(names: Sequence[str]) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=None)
 def _skip_once(name: str, reason: str) -> None:
-    log.warning("voice engine %s skipped: %s (make voices installs it)", name, reason)
+    log.warning("voice engine %s skipped: %s; `make voices` installs it", name, reason)
 
 
 # --- speakers and speech --------------------------------------------------------------
