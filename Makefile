@@ -119,6 +119,7 @@ default-model: setup voices
 bench: setup
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/bench_features.py
 	$(BIN)/python bench/bench_synth.py
+	$(BIN)/python bench/bench_engines.py --speakers 10 --jobs 1
 	$(BIN)/python bench/bench_cache.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_engine.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_listen.py
