@@ -45,10 +45,15 @@ def _voices(voices: str | None, exclude_voices: str | None) -> dict:
 
 def _voice_options(command):
     command = click.option("--exclude-voices", default=None, metavar="NAMES",
-                           help="Comma-separated voices to leave out; 'mbrola' leaves out every mbrola voice.")(command)
-    return click.option("--voices", default=None, metavar="NAMES",
-                        help="Comma-separated espeak-ng voices to use (e.g. en-us,en-gb). [default: every English "
-                             "voice]")(command)
+                           help="Comma-separated voices (of any engine) or whole engines to leave out.")(command)
+    command = click.option("--voices", default=None, metavar="NAMES",
+                           help="Comma-separated voices to use, of any engine given (e.g. en-us,en-gb,mb-us1). "
+                                "[default: every English voice of those engines]")(command)
+    return click.option("--engines", "engine_names", default=",".join(_SYNTH.engines), show_default=True,
+                        metavar="NAMES",
+                        help="Comma-separated voice engines to deal the speakers over: espeak, mbrola, rhvoice, "
+                             "piper, kokoro, or all (`make voices` installs them; one not installed is "
+                             "skipped).")(command)
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -57,7 +62,7 @@ def _voice_options(command):
 @click.command("synth", short_help="Synthesize spoken words with espeak-ng, in Google Speech Commands' layout.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--speakers", "n_speakers", type=click.IntRange(min=1), default=_SYNTH.speakers, show_default=True,
-              help="Number of speakers (voice+variant at one speed and pitch).")
+              help="Number of speakers (an engine's voice, espeak-ng's with a variant, at one speed and pitch).")
 @click.option("--words", default=None, metavar="WORDS|FILE",
               help="Comma-separated words, or a file with one per line. [default: the 35 GSC v0.02 words]")
 @click.option("--repeats", type=click.IntRange(min=1), default=_SYNTH.repeats, show_default=True,
@@ -65,35 +70,40 @@ def _voice_options(command):
 @seed_option(_SYNTH.seed, "Same seed and options: identical files.")
 @_voice_options
 @click.option("--variants", default=None, metavar="NAMES",
-              help="Comma-separated variants (f1,m3,...; 'none' = no variant). [default: all]")
+              help="Comma-separated espeak-ng variants (f1,m3,...; 'none' = no variant). [default: all]")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Parallel espeak-ng processes. [default: number of CPUs]")
+              help="Parallel speaking threads. [default: number of CPUs]")
 @click.option("--noise-seconds", type=click.FloatRange(min=1.0), default=_SYNTH.noise_seconds, show_default=True,
               help="Length of each generated background-noise file.")
-def synth(out_dir, n_speakers, words, repeats, seed, voices, exclude_voices, variants, jobs, noise_seconds):
-    """Synthesize spoken words with espeak-ng, in Google Speech Commands' layout.
+def synth(out_dir, n_speakers, words, repeats, seed, engine_names, voices, exclude_voices, variants, jobs,
+          noise_seconds):
+    """Synthesize spoken words in Google Speech Commands' layout.
 
-    Writes OUT_DIR/WORD/<speaker>_nohash_<n>.wav (1 s, 16 kHz, 16-bit mono),
+    Speakers are dealt in turn over the voice engines given (espeak-ng alone by
+    default); an engine that is not installed is skipped with one line. Writes
+    OUT_DIR/WORD/<speaker>_nohash_<n>.wav (1 s, 16 kHz, 16-bit mono),
     OUT_DIR/_background_noise_/ (generated noise), validation_list.txt and
     testing_list.txt (GSC's hash rule on the speaker, so test speakers are never
-    heard in training) and speakers.csv (voice, variant, family, speed, pitch,
-    split). Clips already there are kept, so an interrupted run resumes.
+    heard in training) and speakers.csv (engine, voice, variant, transform,
+    family, speed, pitch, split). Words an engine is known to say wrongly are left
+    out. Clips already there are kept, so an interrupted run resumes.
 
     \b
     Example:
       kwspi synth data/synth --speakers 60 --seed 0
       kwspi synth data/lights --words "lights on,lights off" --repeats 3
+      kwspi synth data/many --speakers 200 --engines espeak,mbrola,rhvoice,piper,kokoro
     """
-    from kwspi.train.speech import espeak as _espeak
+    from kwspi.train.speech import engines as _engines
     from kwspi.train.speech import synth as _synth
 
     config = SynthConfig(words=_synth.read_words(words) if words is not None else gsc.WORDS_V2,
-                         speakers=n_speakers, repeats=repeats, seed=seed, voices=parse_names(voices),
+                         speakers=n_speakers, repeats=repeats, seed=seed,
+                         engines=_engines.parse_engines(parse_names(engine_names)), voices=parse_names(voices),
                          exclude_voices=parse_names(exclude_voices) or (), variants=parse_names(variants),
                          noise_seconds=noise_seconds)
-    # Check espeak-ng, names and words before the progress bar starts drawing.
-    _espeak.espeak_version()
-    _espeak.make_speakers(n_speakers, seed, config.voices, config.variants, config.exclude_voices)
+    # Check engines, names and words before the progress bar starts drawing.
+    _synth.make_speakers(config)
     total = n_speakers * len(_synth.check_words(config.words)) * repeats
     with progress_bar("synthesizing", total) as advance:
         summary = _synth.synthesize_dataset(out_dir, config, jobs=jobs, progress=advance)
@@ -112,10 +122,11 @@ def synth(out_dir, n_speakers, words, repeats, seed, voices, exclude_voices, var
 @_voice_options
 @click.option("--negative", is_flag=True,
               help="No keyword at all: sentences and confusable words only (for false-alarm rates).")
-def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, voices, exclude_voices, negative):
+def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, engine_names, voices, exclude_voices, negative):
     """Synthesize a long audio stream of speech over noise, and its truth CSV.
 
-    espeak-ng speaks isolated keywords, phrases with a keyword ("please turn the
+    The voice engines (espeak-ng alone by default) speak isolated keywords,
+    phrases with a keyword ("please turn the
     lights on now"), sentences without one, and confusable words ("yesterday",
     "nobody", "downtown"), with random gaps (at least 1.5 s between keywords) over
     changing background noise. Writes a 16 kHz mono 16-bit WAV and a CSV with one
@@ -128,16 +139,16 @@ def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, voices, exclude_voic
       kwspi synth-stream negative.wav --seconds 3600 --negative --snr-db 10
       kwspi eval-stream --input negative.wav --truth negative.csv --sweep-thresholds
     """
-    from kwspi.train.speech import espeak as _espeak
+    from kwspi.train.speech import engines as _engines
     from kwspi.train.speech import stream as _stream
 
     config = StreamConfig(seconds=seconds, snr_db=snr_db, seed=seed, negative=negative,
-                          **_voices(voices, exclude_voices))
+                          engines=_engines.parse_engines(parse_names(engine_names)), **_voices(voices, exclude_voices))
     truth_csv = truth_csv or out_wav.with_suffix(".csv")
     # Report bad options and paths before the progress bar starts drawing.
     config.check()
     _stream.check_paths(out_wav, truth_csv)
-    _espeak.resolve_voices(config.voices, config.exclude_voices)
+    _engines.make_speakers(config.speakers, seed, config.engines, config.voices, config.exclude_voices)
     with progress_bar("synthesizing stream", int(round(seconds * 1000))) as advance:
         summary = _stream.write_stream(out_wav, truth_csv, config, progress=lambda s: advance(int(round(s * 1000))))
     click.echo(str(summary))

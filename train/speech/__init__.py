@@ -1,7 +1,8 @@
 """Speech data generation, torch-free: synthesized voices, noise, streams, augmentation.
 
-- :mod:`.espeak`: the espeak-ng engine: voices, variants, speakers, speaking;
-- :mod:`.synth`: spoken words as one-second clips in Google Speech Commands' layout;
+- :mod:`.engines`: the voice engines behind one interface (:mod:`.espeak`, :mod:`.mbrola`, ...);
+- :mod:`.synth`: spoken words as one-second clips in Google Speech Commands' layout, and
+  :mod:`.catalogue`, its split lists and ``speakers.csv``;
 - :mod:`.real`: recorded people from Debian packages: a real-voice test set and negatives;
 - :mod:`.noise`: background-noise recordings made from seeded generators;
 - :mod:`.stream`, :mod:`.texts`: long spoken streams over noise, with a truth CSV;

@@ -1,10 +1,12 @@
-"""espeak-ng, the training voices' first engine: its voices, variants and speakers.
+"""espeak-ng, the training voices' first engine (:mod:`.engines`): its voices, variants and speakers.
 
 A *speaker* is one espeak-ng voice, optionally with a variant (``en-us+f3``), at one
 speed (words per minute) and pitch (0–99). Its id is the first 8 hex digits of the SHA-1
 of ``"voice+variant/speed/pitch"``, so the GSC hash rule (:func:`kwspi.gsc.which_set`)
 puts all of a speaker's clips in one split and test speakers are never heard in training.
-MBROLA voices (``mb-*``) speak through espeak-ng, without variants, and count as one family.
+MBROLA voices (``mb-*``) also speak through espeak-ng, but are their own engine
+(:mod:`.mbrola`): this one never offers them, so its voices do not depend on what else
+is installed.
 
 - :func:`list_voices`, :func:`list_variants`: what the installed espeak-ng can speak;
 - :class:`Speaker`, :func:`make_speakers`: seeded, balanced sets of speakers;
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import hashlib
 import re
 import shutil
 import subprocess
@@ -26,18 +27,19 @@ from typing import Sequence
 import numpy as np
 import soxr
 
-from kwspi.errors import KwspiError
 from kwspi.features import SAMPLE_RATE
+from kwspi.train.speech.engines import Speaker, SynthError, key
 from kwspi.wavio import read_wav_bytes_lenient
+
+__all__ = ["Speaker", "SynthError", "key"]  # re-exported: where they lived before .engines
 
 ESPEAK = "espeak-ng"
 SPEEDS = (120, 200)  # words per minute
 PITCHES = (25, 75)  # espeak-ng's 0..99 scale
 MBROLA_FAMILY = "mbrola"
-
-
-class SynthError(KwspiError):
-    """espeak-ng is missing, or a voice, variant or word cannot be used."""
+SPEED_FLOOR = 80  # espeak-ng's slowest rate
+PITCH_BOUNDS = (0, 99)
+CANNOT_SAY: dict[str, frozenset[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -59,38 +61,20 @@ class Voice:
         return MBROLA_FAMILY if self.is_mbrola else self.name
 
 
-@dataclass(frozen=True)
-class Speaker:
-    """A voice, a variant (``""`` for none), a speed in words per minute and a pitch 0–99."""
-
-    voice: str
-    variant: str = ""
-    speed: int = 160
-    pitch: int = 50
-
-    @property
-    def espeak_voice(self) -> str:
-        """The ``-v`` argument: ``voice`` or ``voice+variant``."""
-        return f"{self.voice}+{self.variant}" if self.variant else self.voice
-
-    @property
-    def canonical(self) -> str:
-        return f"{self.espeak_voice}/{self.speed}/{self.pitch}"
-
-    @property
-    def id(self) -> str:
-        """8 hex digits: the GSC file-name prefix, and what the split hash sees."""
-        return hashlib.sha1(self.canonical.encode("utf-8")).hexdigest()[:8]
-
-    @property
-    def family(self) -> str:
-        return MBROLA_FAMILY if self.voice.startswith("mb-") else self.voice
-
-
 DEFAULT_SPEAKER = Speaker("en-us", "", 160, 50)
 
 
 # --- what espeak-ng offers ------------------------------------------------------------
+
+
+def unavailable() -> str | None:
+    """``None`` when espeak-ng runs here, else why not (the engine interface)."""
+    return None if shutil.which(ESPEAK) else "espeak-ng is not installed (apt-get install espeak-ng)"
+
+
+def list_voice_names() -> tuple[str, ...]:
+    """The English espeak-ng voices, MBROLA's left out (the engine interface)."""
+    return tuple(v.name for v in list_voices())
 
 
 def espeak_version() -> str:
@@ -99,8 +83,9 @@ def espeak_version() -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def list_voices(include_mbrola: bool = True) -> tuple[Voice, ...]:
-    """English voices, sorted by name; mbrola ones only if they actually produce audio.
+def list_voices(include_mbrola: bool = False) -> tuple[Voice, ...]:
+    """English voices, sorted by name; with ``include_mbrola``, also the mbrola ones that
+    actually produce audio (for :mod:`.mbrola`).
 
     espeak-ng lists mbrola voices whether or not mbrola and its voice data are installed,
     and speaks nothing (exit status 0) when they are not, so each is probed once.
@@ -176,11 +161,11 @@ def make_speakers(
         Speaker ``i`` depends only on ``seed``, ``i`` and the voice and variant lists, so
         the speakers for ``n`` are the first ``n`` of those for any larger ``n``.
     voices, variants : sequence of str, optional
-        Names to use (default: every English voice that speaks; every variant plus none).
-        ``""`` or ``"none"`` in ``variants`` means the voice without a variant.
-        Unknown names raise :class:`SynthError`.
+        Names to use (default: every English espeak-ng voice, MBROLA's not among them;
+        every variant plus none). ``""`` or ``"none"`` in ``variants`` means the voice
+        without a variant. Unknown names and MBROLA voices raise :class:`SynthError`.
     exclude_voices : sequence of str
-        Voice names, or ``"mbrola"`` for all mbrola voices, to leave out.
+        Voice names to leave out (``"mbrola"`` is accepted and changes nothing).
     speeds, pitches : (int, int)
         Inclusive ranges, in words per minute and on espeak-ng's 0–99 pitch scale.
     """
@@ -210,23 +195,19 @@ def make_speakers(
 
 def resolve_voices(voices: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> list[str]:
     """Check voice names against :func:`list_voices`; return the ones to use, sorted."""
-    available = {v.name for v in list_voices(include_mbrola=True)}
+    available = {v.name for v in list_voices()}
     mbrola = _listed_mbrola_voices()
     for name in voices or ():
-        if name in mbrola and name not in available:
-            package = "mbrola-" + name[len("mb-"):].split("-")[0]
-            raise SynthError(
-                f"voice {name!r} is an mbrola voice that produces no audio here: install mbrola "
-                f"and its voice (Debian contrib and non-free: apt-get install mbrola {package})"
-            )
-    # Excluding a listed mbrola voice that cannot speak anyway is harmless, so allowed.
+        if name in mbrola:
+            raise SynthError(f"voice {name!r} is an MBROLA voice: give --engines mbrola (make voices installs it)")
+    # Excluding an MBROLA voice, or all of them, is harmless here: this engine has none.
     for name in list(voices or ()) + [x for x in exclude if x != MBROLA_FAMILY and x not in mbrola]:
         if name not in available:
             raise SynthError(
                 f"unknown espeak-ng voice {name!r}; English voices here: {', '.join(sorted(available))}"
             )
     chosen = sorted(set(voices) if voices else available)
-    chosen = [v for v in chosen if v not in exclude and not (MBROLA_FAMILY in exclude and v.startswith("mb-"))]
+    chosen = [v for v in chosen if v not in exclude]
     if not chosen:
         raise SynthError("no voices left to speak with after --voices/--exclude-voices")
     return chosen
@@ -302,8 +283,3 @@ def _run_espeak(args: list[str], stdin: bytes | None = None) -> bytes:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise SynthError(f"espeak-ng {' '.join(args[:2])} failed: {err[-1] if err else f'exit status {proc.returncode}'}")
     return proc.stdout
-
-
-def key(text: str) -> int:
-    # A stable integer per string for seeding: Python's hash() is salted per process.
-    return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:16], 16)

@@ -3,7 +3,8 @@
 A stream is a sequence of spoken *events* over generated background noise: isolated
 keywords, short phrases with a keyword in them ("please turn the lights on now"), sentences
 without one, and confusable non-keywords ("yesterday", "nobody", "downtown"), separated by
-random gaps. Every word is spoken separately by espeak-ng with the event's speaker and joined
+random gaps. Every word is spoken separately by the event's speaker (any engine of
+:mod:`kwspi.train.speech.engines`; espeak-ng unless told otherwise) and joined
 to the next with a short natural gap, so each word's start and end in the stream are measured
 on its own audio (to the 10 ms frame of :func:`~kwspi.train.speech.synth.speech_bounds`), not guessed.
 
@@ -41,7 +42,8 @@ from kwspi.atomic import temp_path
 from kwspi.deploy.evaluation.truth import TruthRow, write_truth
 from kwspi.errors import KwspiError
 from kwspi.features import SAMPLE_RATE
-from kwspi.train.speech import espeak, synth
+from kwspi.train.speech import engines, synth
+from kwspi.train.speech.engines import Speaker
 from kwspi.train.speech.noise import NoiseTrack
 from kwspi.train.speech.texts import (CONFUSABLE_SENTENCES, CONFUSABLE_WORDS, GENERIC_PHRASES, KEYWORD_PHRASES,
                                      SENTENCES)
@@ -60,7 +62,7 @@ class StreamError(KwspiError):
 
 @dataclass(frozen=True)
 class StreamConfig:
-    """Everything that decides a stream's content (with the espeak-ng voices installed).
+    """Everything that decides a stream's content (with the voices installed).
 
     Times are in seconds, levels in dB.
     """
@@ -68,7 +70,8 @@ class StreamConfig:
     seconds: float = 60.0
     snr_db: float = 20.0  # active speech RMS over noise RMS; inf for no noise
     seed: int = 0
-    voices: tuple[str, ...] | None = None  # None: every English voice
+    engines: tuple[str, ...] = engines.DEFAULT_ENGINES  # speakers are dealt over those installed
+    voices: tuple[str, ...] | None = None  # None: every English voice of those engines
     exclude_voices: tuple[str, ...] = ()
     negative: bool = False  # no keyword at all: sentences and confusables only
     keywords: tuple[str, ...] = gsc.KEYWORDS
@@ -163,9 +166,12 @@ def _choose_words(kind: str, rng: np.random.Generator, deck: _Deck) -> tuple[lis
 # --- how it sounds --------------------------------------------------------------------
 
 
-def _speak_word(word: str, speaker: espeak.Speaker) -> np.ndarray | None:
-    """One word trimmed to its sounding span with 5 ms fades, or ``None`` if it is (nearly) silent."""
-    raw = espeak.speak(word, speaker)
+def _speak_word(word: str, speaker: Speaker) -> np.ndarray | None:
+    """One word trimmed to its sounding span with 5 ms fades, or ``None`` if it is (nearly)
+    silent or its engine is known to say it wrongly."""
+    if engines.cannot_say(speaker, word):  # only when no speaker can say every word of an event
+        return None
+    raw = engines.speak(word, speaker)
     if synth.active_seconds(raw) < 0.05:
         return None
     start, end = synth.speech_bounds(raw)
@@ -178,7 +184,7 @@ def _speak_word(word: str, speaker: espeak.Speaker) -> np.ndarray | None:
 
 
 def render_event(
-    words: Sequence[str], speaker: espeak.Speaker, rng: np.random.Generator, config: StreamConfig
+    words: Sequence[str], speaker: Speaker, rng: np.random.Generator, config: StreamConfig
 ) -> tuple[np.ndarray, list[tuple[int, int]]] | None:
     """The words spoken one by one and joined with short gaps, at the configured level.
 
@@ -214,7 +220,7 @@ def iter_blocks(config: StreamConfig) -> Iterator[Block]:
     by ``config.seed``, the noise from another, so blocks are the same however they are used.
     """
     config.check()
-    speakers = espeak.make_speakers(config.speakers, config.seed, config.voices, exclude_voices=config.exclude_voices)
+    speakers = engines.make_speakers(config.speakers, config.seed, config.engines, config.voices, config.exclude_voices)
     rng = np.random.default_rng([config.seed, 1])
     track = NoiseTrack(np.random.default_rng([config.seed, 2]), config.noise_rms)
     total = int(round(config.seconds * SAMPLE_RATE))
@@ -237,14 +243,17 @@ def iter_blocks(config: StreamConfig) -> Iterator[Block]:
     yield Block(np.zeros(total - cursor, np.float32), track.take(total - cursor).astype(np.float32), ())
 
 
-def _next_event(rng: np.random.Generator, speakers: Sequence[espeak.Speaker], deck: _Deck, config: StreamConfig):
+def _next_event(rng: np.random.Generator, speakers: Sequence[Speaker], deck: _Deck, config: StreamConfig):
     """``(audio, spans, words, keyword index)`` of the next event; retries other speakers
     when one cannot say a word (some voices are silent on some words)."""
     kinds, weights = zip(*[(k, w) for k, w in config.event_mix if w > 0])
     kind = kinds[rng.choice(len(kinds), p=np.asarray(weights) / sum(weights))]
     words, kw_at = _choose_words(kind, rng, deck)
+    # Only speakers whose engine says every word right (all of espeak-ng's do, so its
+    # streams are as they were).
+    able = [s for s in speakers if not any(engines.cannot_say(s, w) for w in words)] or speakers
     for _ in range(8):
-        speaker = speakers[rng.integers(len(speakers))]
+        speaker = able[rng.integers(len(able))]
         rendered = render_event(words, speaker, rng, config)
         if rendered is not None:
             return rendered[0], rendered[1], words, kw_at

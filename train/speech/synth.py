@@ -4,7 +4,8 @@
 - :class:`SynthConfig`, :func:`synthesize_dataset`: a whole GSC-layout folder;
 - :func:`speech_bounds`, :func:`active_seconds`: where the speech in a recording is.
 
-The voices come from :mod:`kwspi.train.speech.espeak`. Every clip's randomness comes from a
+The voices come from the engines of :mod:`kwspi.train.speech.engines` (espeak-ng unless told
+otherwise); ``speakers.csv`` is the catalogue of who spoke. Every clip's randomness comes from a
 generator seeded by ``(seed, speaker, word, n)``, so the output is byte-identical for a seed
 whatever the thread count or the order, and a rerun skips the clips that exist. This module
 must not import torch: the demo and the streaming tests use it on machines without it.
@@ -12,8 +13,6 @@ must not import torch: the demo and the streaming tests use it on machines witho
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import re
@@ -26,10 +25,11 @@ from typing import Callable, Iterable
 import numpy as np
 
 from kwspi import gsc
-from kwspi.atomic import write_text
 from kwspi.features import SAMPLE_RATE
-from kwspi.train.speech import espeak, noise
-from kwspi.train.speech.espeak import PITCHES, SPEEDS, Speaker, SynthError
+from kwspi.train.speech import engines, noise
+from kwspi.train.speech.engines import Speaker, SynthError
+from kwspi.train.speech.espeak import PITCHES, SPEEDS
+from kwspi.train.speech.catalogue import SPEAKER_FIELDS, write_speakers_csv, write_split_lists  # noqa: F401
 from kwspi.wavio import write_wav
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class ClipStyle:
     """How a word is turned into a clip; ranges are inclusive ``(low, high)``."""
 
     speed_jitter: float = 0.07  # relative, per clip
-    pitch_jitter: int = 4  # espeak-ng pitch units, per clip
+    pitch_jitter: int = 4  # in the engine's pitch units (espeak-ng's 0-99, or percent), per clip
     gain_db: tuple[float, float] = (-20.0, 0.0)  # after peak normalisation to PEAK
     noise_floor_db: tuple[float, float] = (-80.0, -65.0)  # dBFS RMS; no digital silence
     fade_s: float = 0.005
@@ -101,14 +101,17 @@ def render_clip(
     :data:`MIN_ACTIVE_S` of audible speech: some voices say nothing for some words) and
     ``"too_long"`` (still over a second after two faster retries).
     """
-    speed = max(80, round(speaker.speed * (1.0 + rng.uniform(-style.speed_jitter, style.speed_jitter))))
-    pitch = int(np.clip(speaker.pitch + rng.integers(-style.pitch_jitter, style.pitch_jitter + 1), 0, 99))
+    speed, pitch = engines.jittered(
+        speaker,
+        speaker.speed * (1.0 + rng.uniform(-style.speed_jitter, style.speed_jitter)),
+        speaker.pitch + rng.integers(-style.pitch_jitter, style.pitch_jitter + 1),
+    )
     gain = 10.0 ** (rng.uniform(*style.gain_db) / 20.0)
     floor = 10.0 ** (rng.uniform(*style.noise_floor_db) / 20.0)
     place = rng.uniform()
     dither = rng.standard_normal(CLIP_SAMPLES)
     for _ in range(3):
-        raw = espeak.speak(text, speaker, speed=speed, pitch=pitch)
+        raw = engines.speak(text, speaker, speed=speed, pitch=pitch)
         if active_seconds(raw) < MIN_ACTIVE_S:
             return None, "silent"
         start, end = speech_bounds(raw)
@@ -128,7 +131,7 @@ def render_clip(
 
 def clip_rng(seed: int, speaker: Speaker, word: str, n: int) -> np.random.Generator:
     """The generator for one clip: independent of every other clip and of run order."""
-    return np.random.default_rng([seed, int(speaker.id, 16), espeak.key(word), n])
+    return np.random.default_rng([seed, int(speaker.id, 16), engines.key(word), n])
 
 
 def _fade(length: int, ramp: int) -> np.ndarray:
@@ -151,7 +154,8 @@ class SynthConfig:
     speakers: int = 60
     repeats: int = 1  # clips per speaker and word: ``<speaker>_nohash_<n>.wav``, n < repeats
     seed: int = 0
-    voices: tuple[str, ...] | None = None  # None: every English voice that speaks
+    engines: tuple[str, ...] = engines.DEFAULT_ENGINES  # speakers are dealt over those installed
+    voices: tuple[str, ...] | None = None  # None: every English voice of those engines
     exclude_voices: tuple[str, ...] = ()
     variants: tuple[str, ...] | None = None  # None: every variant, and none
     speeds: tuple[int, int] = SPEEDS
@@ -199,23 +203,20 @@ def synthesize_dataset(
     config : SynthConfig
         Words, speakers, seed, voices and clip style.
     jobs : int, optional
-        Parallel espeak-ng processes (default: ``os.cpu_count()``).
+        Parallel speaking threads (default: ``os.cpu_count()``).
     progress : callable, optional
         Called with the number of clips just finished (written, skipped or dropped).
 
     Returns
     -------
     SynthSummary
-        Counts of clips written, skipped because they existed, and dropped (by reason).
+        Counts of clips written, skipped because they existed, and dropped (by reason:
+        ``left_out`` for a word the speaker's engine is known to say wrongly).
     """
     t0 = time.monotonic()
     out = _prepare_out_dir(out_dir)
-    espeak.espeak_version()
     words = check_words(config.words)
-    speakers = espeak.make_speakers(
-        config.speakers, config.seed, config.voices, config.variants, config.exclude_voices,
-        config.speeds, config.pitches,
-    )
+    speakers = make_speakers(config)
     summary = SynthSummary(speakers=len(speakers), words=len(words))
     todo = _plan(out, speakers, words, config.repeats, summary, progress)
     _run_jobs(todo, config, jobs, summary, progress)
@@ -227,20 +228,33 @@ def synthesize_dataset(
     return summary
 
 
+def make_speakers(config: SynthConfig) -> list[Speaker]:
+    """The data set's speakers (:func:`kwspi.train.speech.engines.make_speakers`)."""
+    return engines.make_speakers(
+        config.speakers, config.seed, config.engines, config.voices, config.exclude_voices,
+        variants=config.variants, speeds=config.speeds, pitches=config.pitches,
+    )
+
+
 def _plan(out: Path, speakers, words, repeats, summary, progress) -> list[tuple[Path, Speaker, str, int]]:
-    """The clips still to make; existing ones are counted as skipped."""
-    todo = []
+    """The clips still to make; existing ones are counted as skipped, and words an engine
+    says wrongly as dropped (``left_out``): a clip of them would teach a wrong label."""
+    todo, ticks = [], 0
     for word in words:
         (out / folder_name(word)).mkdir(exist_ok=True)
         for spk in speakers:
+            if engines.cannot_say(spk, word):
+                summary.dropped["left_out"] = summary.dropped.get("left_out", 0) + repeats
+                ticks += repeats
+                continue
             for n in range(repeats):
                 path = out / folder_name(word) / f"{spk.id}_nohash_{n}.wav"
                 if path.exists():
                     summary.skipped_existing += 1
                 else:
                     todo.append((path, spk, word, n))
-    if progress and summary.skipped_existing:
-        progress(summary.skipped_existing)
+    if progress and summary.skipped_existing + ticks:
+        progress(summary.skipped_existing + ticks)
     return todo
 
 
@@ -258,7 +272,8 @@ def _run_jobs(todo, config: SynthConfig, jobs, summary: SynthSummary, progress) 
             log.info("dropped %s/%s: %s (%s)", path.parent.name, path.name, status, spk.canonical)
         return status
 
-    # Threads suffice: the work is in espeak-ng subprocesses and soxr, which release the GIL.
+    # Threads suffice: the work is in engine subprocesses, ONNX Runtime and soxr, which
+    # release the GIL.
     pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
     try:
         for future in as_completed([pool.submit(one, item) for item in todo]):
@@ -305,41 +320,6 @@ def read_words(spec: str) -> tuple[str, ...]:
 def folder_name(word: str) -> str:
     """The word's folder: spaces become ``_`` (``"lights on"`` → ``lights_on``)."""
     return word.replace(" ", "_")
-
-
-def write_split_lists(out_dir) -> dict[str, int]:
-    """Write ``validation_list.txt`` and ``testing_list.txt`` for every clip in ``out_dir``.
-
-    All clips found are listed, not only this run's, so clips left by an earlier run with
-    other options never fall into training by default. Returns the clip count per split.
-    """
-    out = Path(out_dir)
-    clips = sorted(f"{p.parent.name}/{p.name}" for p in out.glob("*/*_nohash_*.wav") if not p.parent.name.startswith("_"))
-    splits = {s: [c for c in clips if gsc.which_set(c) == s] for s in gsc.SPLITS}
-    write_text(out / gsc.VALIDATION_LIST, "".join(f"{c}\n" for c in splits["validation"]))
-    write_text(out / gsc.TESTING_LIST, "".join(f"{c}\n" for c in splits["testing"]))
-    return {s: len(c) for s, c in splits.items()}
-
-
-SPEAKER_FIELDS = ("speaker", "voice", "variant", "family", "speed", "pitch", "split")
-
-
-def write_speakers_csv(out_dir, speakers: Iterable[Speaker]) -> Path:
-    """Write ``speakers.csv``, merged with the rows of an earlier run, sorted by speaker id."""
-    path = Path(out_dir) / "speakers.csv"
-    rows = {}
-    if path.exists():
-        with open(path, newline="") as f:
-            rows = {r["speaker"]: r for r in csv.DictReader(f) if r.get("speaker")}
-    for s in speakers:
-        split = gsc.which_set(f"{s.id}_nohash_0.wav")
-        rows[s.id] = dict(zip(SPEAKER_FIELDS, (s.id, s.voice, s.variant, s.family, s.speed, s.pitch, split)))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SPEAKER_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows[k] for k in sorted(rows))
-    write_text(path, buf.getvalue())
-    return path
 
 
 def _prepare_out_dir(out_dir) -> Path:

@@ -1,0 +1,58 @@
+"""A synthetic data set's catalogue: its split lists and ``speakers.csv`` (who spoke: engine,
+voice, variant, transform, family, speed, pitch and split of every speaker).
+
+Split by GSC's hash rule on the speaker id, so a speaker's clips all fall in one split.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Iterable
+
+from kwspi import gsc
+from kwspi.atomic import write_text
+from kwspi.train.speech.engines import Speaker
+
+
+def write_split_lists(out_dir) -> dict[str, int]:
+    """Write ``validation_list.txt`` and ``testing_list.txt`` for every clip in ``out_dir``.
+
+    All clips found are listed, not only this run's, so clips left by an earlier run with
+    other options never fall into training by default. Returns the clip count per split.
+    """
+    out = Path(out_dir)
+    clips = sorted(f"{p.parent.name}/{p.name}" for p in out.glob("*/*_nohash_*.wav") if not p.parent.name.startswith("_"))
+    splits = {s: [c for c in clips if gsc.which_set(c) == s] for s in gsc.SPLITS}
+    write_text(out / gsc.VALIDATION_LIST, "".join(f"{c}\n" for c in splits["validation"]))
+    write_text(out / gsc.TESTING_LIST, "".join(f"{c}\n" for c in splits["testing"]))
+    return {s: len(c) for s, c in splits.items()}
+
+
+SPEAKER_FIELDS = ("speaker", "engine", "voice", "variant", "transform", "family", "speed", "pitch", "split")
+
+
+def write_speakers_csv(out_dir, speakers: Iterable[Speaker]) -> Path:
+    """Write ``speakers.csv``, merged with the rows of an earlier run, sorted by speaker id.
+
+    Rows written before engines existed get theirs from the voice (``mb-*``: MBROLA).
+    """
+    path = Path(out_dir) / "speakers.csv"
+    rows = {}
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = {r["speaker"]: r for r in csv.DictReader(f) if r.get("speaker")}
+        for r in rows.values():
+            r.setdefault("engine", "mbrola" if r.get("voice", "").startswith("mb-") else "espeak")
+            r.setdefault("transform", "")
+    for s in speakers:
+        split = gsc.which_set(f"{s.id}_nohash_0.wav")
+        rows[s.id] = dict(zip(SPEAKER_FIELDS, (s.id, s.engine, s.voice, s.variant, s.transform, s.family,
+                                               s.speed, s.pitch, split)))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SPEAKER_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows[k] for k in sorted(rows))
+    write_text(path, buf.getvalue())
+    return path
