@@ -93,6 +93,30 @@ def centroid_graph(cfg: FeatureConfig, labels=LABELS, sharpness: float = 6.0):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
+def graph_that_breaks_at_run_time(cfg: FeatureConfig, how: str):
+    """The centroid graph with symbolic shapes, broken so that only running it tells:
+    ``how`` is ``"crashes"`` (MatMul of mismatched sizes), ``"nan"`` or ``"wide"`` (10 logits)."""
+    from onnx import numpy_helper
+
+    model = centroid_graph(cfg)
+    graph = model.graph
+    for value in list(graph.input) + list(graph.output):
+        for dim in value.type.tensor_type.shape.dim[1:]:
+            dim.dim_param = "n"
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    if how == "crashes":  # one row too many for the feature vector: MatMul fails
+        weights["w"] = np.vstack([weights["w"], weights["w"][:1]])
+    elif how == "nan":
+        weights["b"] = np.full_like(weights["b"], np.nan)
+    else:  # the feature means themselves as logits: one per cepstrum, not one per label
+        del graph.node[2:]
+        graph.node[1].output[0] = "logits"
+        del weights["w"], weights["b"]
+    del graph.initializer[:]
+    graph.initializer.extend(numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items())
+    return model
+
+
 def save_model(model, path, metadata: dict | None) -> Path:
     import onnx
 

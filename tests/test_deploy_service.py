@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from deploy_fixtures import LABELS, Running, centroid_model, kwspi_command, make_stream, shared_centroid_model, \
-    write_wav
+from deploy_fixtures import LABELS, Running, centroid_info, centroid_model, graph_that_breaks_at_run_time, \
+    kwspi_command, make_stream, save_model, shared_centroid_model, write_wav
 from kwspi.deploy import Detector
 from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.service import Listener, signal_handlers
@@ -85,6 +85,25 @@ def test_reload_that_fails_unexpectedly_keeps_the_old_model(tmp_path_factory, ca
     assert listener.detector.model.path == model
     record = next(r for r in caplog.records if "reload failed, keeping the running model" in r.getMessage())
     assert "AttributeError" in record.getMessage() and record.exc_info
+
+
+def test_reload_to_a_model_that_crashes_on_its_first_window_keeps_the_old_one(tmp_path, tmp_path_factory, caplog):
+    path = tmp_path / "model.onnx"
+    shutil.copy(shared_centroid_model(tmp_path_factory), path)
+    listener, found = None, []
+
+    def break_the_file():
+        save_model(graph_that_breaks_at_run_time(centroid_info().features, "crashes"), path,
+                   centroid_info().to_metadata())
+        listener.reload()
+
+    source = ScriptedSource(make_stream(EVENTS, 11.0), {5: break_the_file})
+    listener = Listener(source, Detector(path), lambda: LoadedModel.load(path), found.append)
+    with caplog.at_level(logging.ERROR, logger="kwspi.deploy.service"):
+        stats = listener.run()
+    assert [(d.label, round(d.time, 3)) for d in found] == [("low", 1.9), ("high", 4.4), ("low", 6.9), ("high", 9.4)]
+    assert (stats.reloads, stats.failed_reloads) == (0, 1)
+    assert "fails on a window of zeros" in caplog.text
 
 
 def test_stop_from_another_thread_ends_the_loop(tmp_path_factory):
