@@ -7,18 +7,17 @@ spaces, such as device names, survive intact that way.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from kwspi.cli import early_signals
 from kwspi.modelinfo import resolve_model
 
 from kwspi.deploy.decision import Detection
@@ -46,23 +45,6 @@ def parse_thresholds(values) -> dict[str, float] | None:
                                      param_hint="--threshold") from None
         out[label.strip() if sep else "default"] = t
     return out or None
-
-
-@contextlib.contextmanager
-def _early_sighup(pending: threading.Event):
-    """Until the listener's own handlers are in place, a SIGHUP only sets ``pending``.
-
-    Without this, a reload sent while the model loads (``systemctl reload`` right after
-    ``start``) would kill the process with status 129, which systemd does not restart.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGHUP, lambda *_: pending.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGHUP, previous)
 
 
 def _source(input_path, device, realtime):
@@ -134,14 +116,6 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, a
       kwspi listen --input recording.wav --json
       kwspi listen --exec 'logger "heard $KWSPI_LABEL at $KWSPI_TIME s"'
     """
-    reload_pending = threading.Event()
-    with _early_sighup(reload_pending):
-        _listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, as_json, realtime, threads,
-                reload_pending)
-
-
-def _listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, as_json, realtime, threads,
-            reload_pending: threading.Event):
     if input_path is not None and device is not None:
         if click.get_current_context().get_parameter_source("device") is ParameterSource.ENVIRONMENT:
             device = None  # a service's KWSPI_DEVICE does not stop a test run on a file
@@ -165,7 +139,10 @@ def _listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, 
              ", ".join(f"{k}={v:g}" for k, v in detector.thresholds.items()))
     try:
         with signal_handlers(listener):
-            if reload_pending.is_set():  # a SIGHUP that came during start-up
+            if early_signals[signal.SIGINT].is_set():
+                log.info("stop requested during start-up")
+                listener.stop()
+            if early_signals[signal.SIGHUP].is_set():
                 log.info("reload requested during start-up")
                 listener.reload()
             listener.run()

@@ -228,6 +228,33 @@ class Running:
             self.proc.wait()
 
 
+class NotifySocket:
+    """Stands in for systemd's notification socket: an abstract unix datagram socket whose
+    ``name`` goes into ``NOTIFY_SOCKET``; :meth:`receive` returns the next message."""
+
+    def __enter__(self):
+        import os
+        import socket
+
+        self.name = f"@kwspi-test-{os.getpid()}-{os.urandom(4).hex()}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name[1:])
+        return self
+
+    def receive(self, timeout: float) -> str | None:
+        """The next message, or None if none comes within ``timeout`` seconds."""
+        import socket
+
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(4096).decode()
+        except socket.timeout:
+            return None
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
 class FakeSounddevice:
     """Enough of the sounddevice module for device selection and blocking reads, no PortAudio.
 

@@ -7,12 +7,13 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from deploy_fixtures import LABELS, Running, centroid_info, centroid_model, graph_that_breaks_at_run_time, \
+from deploy_fixtures import LABELS, NotifySocket, Running, centroid_info, centroid_model, graph_that_breaks_at_run_time, \
     kwspi_command, make_stream, save_model, shared_centroid_model, write_wav
 from kwspi.deploy import Detector
 from kwspi.deploy.model import LoadedModel
@@ -209,6 +210,47 @@ def test_sighup_during_start_up_is_a_reload_not_a_death(tmp_path_factory, long_w
         assert not any("Traceback" in line for line in run.err), run.err
     finally:
         run.kill()
+
+
+SIGNAL_WHILE_IMPORTING = """
+import importlib.abc, os, signal, sys
+
+class SignalOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "kwspi.deploy.cli":  # where onnxruntime and sounddevice get imported
+            os.kill(os.getpid(), signal.Signals[sys.argv[1]])
+
+sys.meta_path.insert(0, SignalOnImport())
+from kwspi.cli import main
+main(sys.argv[2:], prog_name="kwspi")
+"""
+
+
+@pytest.mark.parametrize("sig, then", [("SIGHUP", "reloaded model"), ("SIGINT", "stop requested during start-up")])
+def test_a_signal_while_listen_imports_is_acted_on_once_listening(tmp_path_factory, sig, then):
+    wav = write_wav(tmp_path_factory.mktemp("short") / "s.wav", make_stream([("low", 0.5)], 2.0))
+    out = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_IMPORTING, sig, "listen", "--model",
+                          str(shared_centroid_model(tmp_path_factory)), "--input", str(wav)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert then in out.stderr and "Traceback" not in out.stderr and "Aborted" not in out.stderr, out.stderr
+
+
+def test_systemd_hears_ready_once_listening_and_stopping_at_the_end(tmp_path_factory, long_wav):
+    with NotifySocket() as sd:
+        run = Running(["listen", "--model", str(shared_centroid_model(tmp_path_factory)), "--input", str(long_wav),
+                       "--realtime"], env={"NOTIFY_SOCKET": sd.name})
+        try:
+            ready = sd.receive(timeout=20)
+            assert ready.startswith("READY=1\nSTATUS=listening to WAV file"), (ready, run.err)
+            assert _catches_sighup(run.proc.pid) and any("listening to" in line for line in run.err)
+            run.proc.send_signal(signal.SIGHUP)
+            assert run.wait_for("reloaded model", timeout=5), run.err
+            run.proc.send_signal(signal.SIGTERM)
+            assert run.finish() == 0, run.err
+            assert sd.receive(timeout=5) == "STOPPING=1"
+        finally:
+            run.kill()
 
 
 def test_a_hook_sleeping_10_s_does_not_hold_up_a_file(tmp_path, tmp_path_factory):

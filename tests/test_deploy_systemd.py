@@ -59,6 +59,8 @@ def test_unit_keeps_audio_working_settings():
     assert settings["SupplementaryGroups"] == "audio" and settings["DeviceAllow"] == "char-alsa rw"
     assert "PrivateDevices" not in settings and "PrivateUsers" not in settings
     assert settings["Restart"] == "on-failure"
+    assert settings["Type"] == "notify" and settings["NotifyAccess"] == "main"  # READY=1 once listening
+    assert "SIGHUP" in settings["RestartForceExitStatus"].split()  # death by SIGHUP is not a clean exit
     assert "OPENBLAS_NUM_THREADS=1" in settings["Environment"] and "OMP_NUM_THREADS=1" in settings["Environment"]
     assert settings["ExecStart"].startswith("/opt/kwspi/venv/bin/kwspi listen")
 
