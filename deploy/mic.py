@@ -16,6 +16,7 @@ an ALSA ``plug`` device silently lost blocks in testing.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import queue
@@ -34,6 +35,18 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two log lines about input overflows (each line carries the count).
 OVERFLOW_LOG_INTERVAL_S = 10.0
+#: Seconds without any audio from the device before it counts as stalled and is opened again.
+NO_AUDIO_S = 5.0
+#: Seconds between two empty blocks while no audio comes.
+IDLE_YIELD_S = 1.0
+#: Seconds a stream gets to stop and close before it is left behind.
+CLOSE_TIMEOUT_S = 1.0
+#: Streams left behind (stuck in the driver) after which the source gives up.
+STUCK_LIMIT = 3
+
+
+class _Stalled(Exception):
+    """No audio for ``no_audio_s`` seconds: the stream is reopened."""
 
 
 class DeviceError(KwspiError):
@@ -153,21 +166,36 @@ class MicSource:
         Seconds of audio per blocking read.
     queue_s:
         Seconds of audio the reader may hold for a busy consumer before it waits.
+    no_audio_s:
+        Seconds without audio after which the device is closed and opened again.
     """
 
-    def __init__(self, device=None, rate: int | None = None, block_s: float = 0.05, queue_s: float = 2.0):
+    def __init__(self, device=None, rate: int | None = None, block_s: float = 0.05, queue_s: float = 2.0,
+                 no_audio_s: float = NO_AUDIO_S):
         sd = _sounddevice()
         self.device = resolve_device(device, list_input_devices())
         self.rate, self.channels = _settings(sd, self.device, rate)
         self.frames = max(1, int(round(block_s * self.rate)))
         self._queue_blocks = max(1, int(round(queue_s / block_s)))
         self.overflows = 0
+        self.no_audio_s = no_audio_s
+        self._stuck = []  # streams that could not be closed, held so that nothing closes them again
         via = "" if self.rate == SAMPLE_RATE else f", resampled from {self.rate} Hz"
         self.description = f"input device [{self.device.index}] {self.device.name} ({self.channels} ch{via})"
 
     def blocks(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        """16 kHz mono float32 blocks until ``stop``; an empty block after each second without
+        audio, so the consumer keeps control (stop, watchdog). A device that delivers nothing
+        for :data:`NO_AUDIO_S` is closed and opened again."""
         sd = _sounddevice()
         resampler = Resampler(self.rate)
+        while not stop.is_set():
+            try:
+                yield from self._stream_blocks(sd, stop, resampler)
+            except _Stalled:
+                log.warning("%s delivered no audio for %g s: opening it again", self.description, self.no_audio_s)
+
+    def _stream_blocks(self, sd, stop: threading.Event, resampler: Resampler) -> Iterator[np.ndarray]:
         q: queue.Queue = queue.Queue(self._queue_blocks)
         done = threading.Event()
         stream = None
@@ -187,25 +215,53 @@ class MicSource:
                 yield from self._drain(q, stop, reader, resampler)
             finally:
                 done.set()
-                reader.join(timeout=1.0)
+                reader.join(timeout=0.5)  # a read in progress ends within one block, unless stalled
         finally:
-            with contextlib.suppress(sd.PortAudioError):  # a device that went away cannot be stopped
-                stream.stop()
-                stream.close()
+            self._close(sd, stream)
 
     def _drain(self, q: queue.Queue, stop, reader, resampler) -> Iterator[np.ndarray]:
+        last_audio = last_yield = time.monotonic()
         while not stop.is_set():
             try:
                 item = q.get(timeout=0.1)
             except queue.Empty:
                 if not reader.is_alive():
                     raise DeviceError(f"{self.description} stopped delivering audio") from None
+                now = time.monotonic()
+                if now - last_audio >= self.no_audio_s:
+                    raise _Stalled from None
+                if now - last_yield >= IDLE_YIELD_S:
+                    last_yield = now
+                    yield np.zeros(0, np.float32)
                 continue
             if isinstance(item, Exception):
                 raise DeviceError(f"{self.description} failed: {item}") from None
+            last_audio = last_yield = time.monotonic()
             out = resampler.process(item)
             if len(out):
                 yield out
+
+    def _close(self, sd, stream) -> None:
+        # A stalled driver can block stop() for ever (ALSA holds the stream's lock inside the
+        # read), so closing happens on a thread of its own and a stop never waits long for it.
+        def close():
+            with contextlib.suppress(sd.PortAudioError):  # a device that went away cannot be stopped
+                stream.stop()
+                stream.close()
+
+        closer = threading.Thread(target=close, name="kwspi-mic-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_TIMEOUT_S)
+        if not closer.is_alive():
+            return
+        self._stuck.append(stream)
+        # PortAudio's exit handler closes every open stream and would wait on this one too,
+        # so the process could never exit.
+        atexit.unregister(getattr(sd, "_exit_handler", None))
+        if len(self._stuck) >= STUCK_LIMIT:
+            raise DeviceError(f"{self.description} stalled {len(self._stuck)} times and cannot be closed; "
+                              "a restart of the process may free it")
+        log.warning("%s did not close within %g s; left open", self.description, CLOSE_TIMEOUT_S)
 
     def _read(self, stream, q: queue.Queue, done: threading.Event) -> None:
         last_log = -np.inf

@@ -11,6 +11,7 @@ get deterministic detections without training anything. :func:`int8_model` expor
 from __future__ import annotations
 
 import functools
+import threading
 import wave
 from pathlib import Path
 
@@ -255,12 +256,17 @@ class NotifySocket:
         self.sock.close()
 
 
+#: A :class:`FakeSounddevice` script item: the device stops delivering audio.
+STALL = "stall"
+
+
 class FakeSounddevice:
     """Enough of the sounddevice module for device selection and blocking reads, no PortAudio.
 
     ``devices``: ``[(name, input_channels), ...]``; ``rates``: sampling rates the devices
     accept (all when None); ``script``: what successive ``InputStream.read`` calls return,
-    ``(int16 array [frames, channels], overflowed)`` or an exception to raise.
+    ``(int16 array [frames, channels], overflowed)`` or an exception to raise, or
+    :data:`STALL`: that read, and a ``stop`` of its stream, block until :attr:`unstall` is set.
     """
 
     class PortAudioError(Exception):
@@ -275,6 +281,7 @@ class FakeSounddevice:
         self.default = types.SimpleNamespace(device=[default, -1])
         self.opened = []
         self.streams = []
+        self.unstall = threading.Event()
 
     def query_devices(self):
         return [dict(index=i, name=n, max_input_channels=c, default_samplerate=48000.0)
@@ -288,15 +295,15 @@ class FakeSounddevice:
 
     def InputStream(self, **settings):
         self.opened.append(settings)
-        stream = _FakeStream(self.script, self.start_error and self.PortAudioError(self.start_error))
+        stream = _FakeStream(self.script, self.start_error and self.PortAudioError(self.start_error), self.unstall)
         self.streams.append(stream)
         return stream
 
 
 class _FakeStream:
-    def __init__(self, script, start_error=None):
-        self.script, self.start_error = script, start_error
-        self.started = self.closed = False
+    def __init__(self, script, start_error, unstall):
+        self.script, self.start_error, self.unstall = script, start_error, unstall
+        self.started = self.closed = self.stalled = False
 
     def start(self):
         if self.start_error is not None:
@@ -304,6 +311,8 @@ class _FakeStream:
         self.started = True
 
     def stop(self):
+        if self.stalled:
+            self.unstall.wait()
         self.started = False
 
     def close(self):
@@ -316,6 +325,10 @@ class _FakeStream:
             time.sleep(0.01)
             return np.zeros((frames, 1), dtype=np.int16), False
         item = self.script.pop(0)
+        if item is STALL:
+            self.stalled = True
+            self.unstall.wait()
+            return np.zeros((frames, 1), dtype=np.int16), False
         if isinstance(item, BaseException):
             raise item
         return item

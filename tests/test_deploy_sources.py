@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from deploy_fixtures import FakeSounddevice, make_stream, shared_centroid_model, write_wav
+from deploy_fixtures import STALL, FakeSounddevice, make_stream, shared_centroid_model, write_wav
 from kwspi.deploy import Detector
 from kwspi.deploy.mic import DeviceError, InputDevice, MicSource, resolve_device
 from kwspi.deploy.sources import Resampler, WavSource
@@ -224,3 +224,49 @@ def test_wav_errors_are_worded_as_read_wav_words_them(tmp_path):
             read_wav(tmp_path / name)
         assert str(ours.value) == str(theirs.value) and reason in str(ours.value), name
         assert "\n" not in str(ours.value)
+
+
+def _consume(source, stop, until):
+    """Reads ``source`` on a thread until ``until(blocks so far)``; returns the thread and the blocks."""
+    got = []
+
+    def run():
+        for out in source.blocks(stop):
+            got.append(out)
+            if until(got):
+                stop.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, got
+
+
+def test_a_stalled_device_is_opened_again(monkeypatch, caplog):
+    block = np.full((800, 1), 1000, dtype=np.int16)
+    fake = fake_mic(monkeypatch, script=[(block, False), STALL, (block, False)])
+    try:
+        with caplog.at_level(logging.WARNING, logger="kwspi.deploy.mic"):
+            thread, got = _consume(MicSource(no_audio_s=0.3), threading.Event(),
+                                   until=lambda got: len(fake.opened) == 2 and len(got[-1]))
+            thread.join(10)
+        assert not thread.is_alive()
+        assert [len(b) for b in got if len(b)] == [800, 800]  # before the stall, and from the reopened stream
+        assert "delivered no audio for 0.3 s: opening it again" in caplog.text
+        assert "did not close within" in caplog.text  # the stalled stream's stop() never returned
+    finally:
+        fake.unstall.set()
+
+
+def test_stop_ends_a_stalled_device_without_waiting_for_its_driver(monkeypatch):
+    fake = fake_mic(monkeypatch, script=[(np.zeros((800, 1), np.int16), False), STALL])
+    stop = threading.Event()
+    try:
+        thread, got = _consume(MicSource(), stop, until=lambda got: False)
+        deadline = time.monotonic() + 10
+        while not (fake.streams and fake.streams[0].stalled) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive() and len(fake.opened) == 1
+    finally:
+        fake.unstall.set()
