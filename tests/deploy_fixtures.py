@@ -267,21 +267,29 @@ class FakeSounddevice:
     accept (all when None); ``script``: what successive ``InputStream.read`` calls return,
     ``(int16 array [frames, channels], overflowed)`` or an exception to raise, or
     :data:`STALL`: that read, and a ``stop`` of its stream, block until :attr:`unstall` is set.
+    ``rescans``: the device lists that successive re-initialisations of PortAudio find.
     """
 
     class PortAudioError(Exception):
         pass
 
-    def __init__(self, devices, default=-1, rates=None, script=(), busy=False, start_error=None):
+    def __init__(self, devices, default=-1, rates=None, script=(), busy=False, start_error=None, rescans=()):
         import types
 
         self.__name__ = "sounddevice"
-        self._devices, self._rates, self.script = devices, rates, list(script)
+        self._devices, self._rates, self.script, self.rescans = devices, rates, list(script), list(rescans)
         self.busy, self.start_error = busy, start_error
         self.default = types.SimpleNamespace(device=[default, -1])
         self.opened = []
         self.streams = []
         self.unstall = threading.Event()
+
+    def _terminate(self):
+        pass
+
+    def _initialize(self):
+        if self.rescans:
+            self._devices = self.rescans.pop(0)
 
     def query_devices(self):
         return [dict(index=i, name=n, max_input_channels=c, default_samplerate=48000.0)
