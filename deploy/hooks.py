@@ -13,11 +13,13 @@ Detection, audio and the other hooks carry on either way.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -98,13 +100,17 @@ class ShellHook:
     """Runs ``command`` through ``/bin/sh`` for each detection.
 
     The command sees ``KWSPI_LABEL``, ``KWSPI_SCORE`` (4 decimals) and ``KWSPI_TIME``
-    (stream seconds, 3 decimals) in its environment. A non-zero exit is logged; a command
-    running longer than ``timeout_s`` seconds is killed.
+    (stream seconds, 3 decimals) in its environment. A non-zero exit is logged. Each command
+    runs in a process group of its own, so that what it started in the background ends with
+    it: the group is ended when the command runs longer than ``timeout_s`` seconds, and by
+    :meth:`close`, so no child outlives kwspi holding its stdout open.
     """
 
     def __init__(self, command: str, timeout_s: float = EXEC_TIMEOUT_S):
         self.command, self.timeout_s = command, timeout_s
         self.__name__ = f"exec {command!r}"
+        self._groups: set[int] = set()  # process groups that may still have members
+        self._lock = threading.Lock()
 
     def __call__(self, detection: Detection) -> None:
         env = {
@@ -113,9 +119,44 @@ class ShellHook:
             "KWSPI_SCORE": f"{detection.score:.4f}",
             "KWSPI_TIME": f"{detection.time:.3f}",
         }
-        result = subprocess.run(self.command, shell=True, env=env, timeout=self.timeout_s, stdin=subprocess.DEVNULL)
-        if result.returncode:
-            log.warning("%s exited with status %d", self.__name__, result.returncode)
+        proc = subprocess.Popen(self.command, shell=True, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        with self._lock:
+            self._groups = {g for g in self._groups if _group_alive(g)} | {proc.pid}
+        try:
+            status = proc.wait(self.timeout_s)
+        except subprocess.TimeoutExpired:
+            _end_group(proc.pid)
+            proc.wait()
+            log.warning("%s ran over %g s: ended, with what it started", self.__name__, self.timeout_s)
+            return
+        if status:
+            log.warning("%s exited with status %d", self.__name__, status)
+
+    def close(self) -> None:
+        """End every command still running, and everything they started."""
+        with self._lock:
+            groups, self._groups = self._groups, set()
+        for group in groups:
+            _end_group(group)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _end_group(group: int, grace_s: float = 1.0) -> None:
+    """SIGTERM to a process group, then SIGKILL to what is left of it after ``grace_s``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
 
 
 class HookRunner:
@@ -199,8 +240,13 @@ class HookSet:
         return sum(r.dropped for r in self.runners)
 
     def close(self, timeout: float = 2.0) -> int:
-        """Give all hooks ``timeout`` seconds in total to finish; returns detections not delivered."""
+        """Give all hooks ``timeout`` seconds in total to finish, then end the shell commands
+        still running; returns detections not delivered."""
         deadline = time.monotonic() + timeout
         for runner in self.runners:
             runner.begin_close()
-        return sum(r.close(deadline - time.monotonic()) for r in self.runners)
+        left = sum(r.close(deadline - time.monotonic()) for r in self.runners)
+        for runner in self.runners:
+            if isinstance(runner.hook, ShellHook):
+                runner.hook.close()
+        return left
