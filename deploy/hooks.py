@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Detections a busy hook may have waiting before new ones are dropped.
 HOOK_QUEUE_SIZE = 8
+#: Seconds between two log lines about dropped detections (each line carries the count).
+DROP_LOG_INTERVAL_S = 10.0
 #: Seconds a shell command may run before it is killed.
 EXEC_TIMEOUT_S = 60.0
 
@@ -175,6 +177,7 @@ class HookRunner:
     def __init__(self, hook: Hook, name: str, maxsize: int = HOOK_QUEUE_SIZE):
         self.hook, self.name = hook, name
         self.delivered = self.failed = self.dropped = 0
+        self._last_drop_log = -float("inf")
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._work, name=f"kwspi-hook {name}", daemon=True)
@@ -187,8 +190,11 @@ class HookRunner:
             return True
         except queue.Full:
             self.dropped += 1
-            log.warning("hook %s is busy: dropped %s at %.2f s (%d dropped so far)",
-                        self.name, detection.label, detection.time, self.dropped)
+            now = time.monotonic()
+            if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:  # a hung hook must not flood the journal
+                self._last_drop_log = now
+                log.warning("hook %s is busy: dropped %s at %.2f s (%d dropped so far)",
+                            self.name, detection.label, detection.time, self.dropped)
             return False
 
     def begin_close(self) -> None:

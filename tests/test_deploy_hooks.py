@@ -148,3 +148,18 @@ def test_listen_ends_what_its_commands_left_running_so_stdout_closes(tmp_path, t
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert not _alive(pid)
+
+
+def test_drops_are_logged_once_per_interval_with_a_count(caplog):
+    release = threading.Event()
+    runner = HookRunner(lambda d: release.wait(10), "stuck", maxsize=1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="kwspi.deploy.hooks"):
+            for i in range(20):
+                runner.submit(det(t=float(i)))
+        assert runner.dropped >= 18
+        lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].endswith("(1 dropped so far)"), lines
+    finally:
+        release.set()
+        runner.close(5)
