@@ -18,6 +18,7 @@ import click
 from click.core import ParameterSource
 
 from kwspi.cli import early_signals
+from kwspi.errors import KwspiError
 from kwspi.modelinfo import resolve_model
 
 from kwspi.deploy.decision import Detection
@@ -56,7 +57,8 @@ def _source(input_path, device, realtime):
 
 
 def _printer(as_json: bool, on_closed):
-    """Prints a detection; calls ``on_closed`` once stdout's reader has gone (``| head -1``)."""
+    """Prints a detection; calls ``on_closed(error)`` once stdout takes no more: ``None`` when
+    its reader has gone (``| head -1``), the OSError otherwise (a full disk, say)."""
     closed = False
 
     def show(d: Detection) -> None:
@@ -66,10 +68,10 @@ def _printer(as_json: bool, on_closed):
         line = json.dumps(d.as_json()) if as_json else f"{d.time:9.2f} s  {d.label:<12} {d.score:.3f}"
         try:
             click.echo(line)  # echo flushes, so a pipe sees each detection at once
-        except BrokenPipeError:
+        except OSError as e:
             closed = True
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-            on_closed()
+            on_closed(None if isinstance(e, BrokenPipeError) else e)
 
     return show
 
@@ -128,7 +130,14 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, a
     detector = Detector(LoadedModel.load(path, threads), thresholds=overrides, hop_ms=hop_ms, threads=threads)
     source = _source(input_path, device, realtime)
     hooks = _hooks(hook_specs, command)
-    show = _printer(as_json, on_closed=lambda: listener.stop())
+    stdout_errors = []
+
+    def stdout_closed(error: OSError | None) -> None:
+        if error is not None:
+            stdout_errors.append(error)
+        listener.stop()
+
+    show = _printer(as_json, stdout_closed)
 
     def on_detection(d: Detection) -> None:
         show(d)
@@ -146,6 +155,8 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, a
                 log.info("reload requested during start-up")
                 listener.reload()
             listener.run()
+        if stdout_errors:
+            raise KwspiError(f"cannot write detections to stdout: {stdout_errors[0]}")
     finally:
         hooks.close(HOOK_DRAIN_S)
         if hooks.dropped:

@@ -283,3 +283,14 @@ def test_reader_closing_stdout_stops_listening_quietly(tmp_path, tmp_path_factor
     assert [json.loads(line)["label"] for line in out.stdout.splitlines()] == ["high"]
     assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
     assert "stopped after 2.30 s of audio" in out.stderr, out.stderr  # at the second detection, not the end
+
+
+def test_stdout_that_fails_to_take_a_line_is_one_error_line_not_a_traceback(tmp_path, tmp_path_factory):
+    wav = write_wav(tmp_path / "two.wav", make_stream([("high", 0.7), ("low", 1.9)], 4.0))
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        out = subprocess.run(kwspi_command("listen", "--model", str(shared_centroid_model(tmp_path_factory)),
+                                           "--input", str(wav), "--json"),
+                             stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("Error: cannot write detections to stdout: "), out.stderr
+    assert "Traceback" not in out.stderr
