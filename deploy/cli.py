@@ -129,6 +129,10 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, a
     path = resolve_model(model)
     detector = Detector(LoadedModel.load(path, threads), thresholds=overrides, hop_ms=hop_ms, threads=threads)
     source = _source(input_path, device, realtime)
+    band = detector.model.features.high_hz
+    if source.rate / 2 < band:  # upsampling cannot bring back what the recording never had
+        log.warning("%d Hz input has nothing above %g Hz; the model listens up to %g Hz, so expect "
+                    "missed words and false detections", source.rate, source.rate / 2, band)
     hooks = _hooks(hook_specs, command)
     stdout_errors = []
 
