@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -84,6 +85,16 @@ def _hooks(specs, command) -> HookSet:
     return HookSet(hooks)
 
 
+class HookSpecs(click.ParamType):
+    """Hook specs; in an environment variable a space ends one only after its ``:function``."""
+
+    name = "hook"
+
+    def split_envvar_value(self, rv: str):
+        # click splits at every space, which cuts "/etc/kwspi/my hooks.py:f" in two.
+        return re.findall(r"\S.*?:[A-Za-z_]\w*(?=\s|$)", rv) or rv.split()
+
+
 @click.command(short_help="Listen for keywords in a microphone or a WAV file.")
 @click.option("--model", "-m", type=click.Path(dir_okay=True, path_type=Path), envvar="KWSPI_MODEL",
               show_envvar=True, help="kwspi ONNX model (default: the model bundled with kwspi).")
@@ -96,8 +107,9 @@ def _hooks(specs, command) -> HookSet:
               "default: the model's own).")
 @click.option("--hop-ms", type=click.IntRange(min=1), default=100, show_default=True, envvar="KWSPI_HOP_MS",
               show_envvar=True, help="Milliseconds between two model windows (20 to 1000).")
-@click.option("--hook", "hook_specs", multiple=True, envvar="KWSPI_HOOK", show_envvar=True,
-              metavar="MODULE:FUNC|FILE.py:FUNC", help="Python function called with each Detection (repeatable).")
+@click.option("--hook", "hook_specs", multiple=True, type=HookSpecs(), envvar="KWSPI_HOOK", show_envvar=True,
+              metavar="MODULE:FUNC|FILE.py:FUNC", help="Python function called with each Detection (repeatable; "
+              "in KWSPI_HOOK separated by spaces, and a path may contain spaces).")
 @click.option("--exec", "command", envvar="KWSPI_EXEC", show_envvar=True, metavar="COMMAND",
               help="Shell command run per detection, with KWSPI_LABEL, KWSPI_SCORE, KWSPI_TIME set.")
 @click.option("--json", "as_json", is_flag=True, envvar="KWSPI_JSON", show_envvar=True,

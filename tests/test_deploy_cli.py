@@ -190,3 +190,15 @@ def test_8_khz_input_is_warned_about_the_band_it_lacks(tmp_path, model, caplog):
         result = invoke("--model", model, "--input", str(wav))
     assert result.exit_code == 0, result.output
     assert "8000 Hz input has nothing above 4000 Hz; the model listens up to 8000 Hz" in caplog.text
+
+
+def test_kwspi_hook_takes_paths_with_spaces_and_several_hooks(model, wav, tmp_path):
+    folder = tmp_path / "my hooks"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name} hook.py").write_text(
+            f"def on_detect(d):\n    open({str(tmp_path / name)!r}, 'a').write(d.label + '\\n')\n")
+    env = {"KWSPI_HOOK": f"{folder}/a hook.py:on_detect  {folder}/b hook.py:on_detect"}
+    result = CliRunner().invoke(cli.main, ["listen", "--model", model, "--input", wav], env=env)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a").read_text().split() == (tmp_path / "b").read_text().split() == ["high", "low", "high"]
