@@ -163,3 +163,22 @@ def test_sample_rate_0_is_one_clear_line(tmp_path):
     with pytest.raises(WavError, match="sample rate of 0 Hz") as e:
         read_wav(path)
     assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+def test_atomic_write_syncs_the_file_and_its_folder(tmp_path, monkeypatch):
+    import stat
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)), real_fsync(fd)))
+    write_wav(tmp_path / "c.wav", np.zeros(10), 16000)
+    assert synced == [False, True]  # the data before the rename, the rename after it
+
+
+def test_atomic_write_removes_temp_files_left_by_dead_writers(tmp_path):
+    dead = [tmp_path / f".{name}.{2 ** 22 + 1}.0123abcd.tmp" for name in ("c.wav", "d.wav")]  # no such pid
+    alive = tmp_path / f".c.wav.{os.getpid()}.89abcdef.tmp"  # a write in progress
+    for path in dead + [alive]:
+        path.write_bytes(b"half")
+    write_wav(tmp_path / "c.wav", np.zeros(10), 16000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.wav", alive.name])
