@@ -25,6 +25,7 @@ from kwspi.modelinfo import resolve_model
 from kwspi.deploy.decision import Detection
 from kwspi.deploy.engine import Detector
 from kwspi.deploy.model import LoadedModel
+from kwspi.deploy.hookproc import ProcessHook
 from kwspi.deploy.hooks import HookSet, ShellHook, load_hook
 from kwspi.deploy.service import Listener, signal_handlers
 from kwspi.deploy.sources import WavSource
@@ -77,8 +78,8 @@ def _printer(as_json: bool, on_closed):
     return show
 
 
-def _hooks(specs, command) -> HookSet:
-    hooks = [(spec, load_hook(spec)) for spec in specs]
+def _hooks(specs, command, separate: bool) -> HookSet:
+    hooks = [(spec, ProcessHook(spec) if separate else load_hook(spec)) for spec in specs]
     if command:
         shell = ShellHook(command)
         hooks.append((shell.__name__, shell))
@@ -110,6 +111,9 @@ class HookSpecs(click.ParamType):
 @click.option("--hook", "hook_specs", multiple=True, type=HookSpecs(), envvar="KWSPI_HOOK", show_envvar=True,
               metavar="MODULE:FUNC|FILE.py:FUNC", help="Python function called with each Detection (repeatable; "
               "in KWSPI_HOOK separated by spaces, and a path may contain spaces).")
+@click.option("--hook-process", is_flag=True, envvar="KWSPI_HOOK_PROCESS", show_envvar=True,
+              help="Run each --hook in a Python process of its own: a hook that computes a lot then "
+              "never slows the audio (see the README for the cost).")
 @click.option("--exec", "command", envvar="KWSPI_EXEC", show_envvar=True, metavar="COMMAND",
               help="Shell command run per detection, with KWSPI_LABEL, KWSPI_SCORE, KWSPI_TIME set.")
 @click.option("--json", "as_json", is_flag=True, envvar="KWSPI_JSON", show_envvar=True,
@@ -117,7 +121,8 @@ class HookSpecs(click.ParamType):
 @click.option("--realtime", is_flag=True, help="With --input: feed the file at the speed of real audio.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, envvar="KWSPI_THREADS",
               show_envvar=True, help="onnxruntime intra-op threads.")
-def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, as_json, realtime, threads):
+def listen(model, input_path, device, thresholds, hop_ms, hook_specs, hook_process, command, as_json, realtime,
+           threads):
     """Listen to a microphone or a WAV file and report keywords.
 
     Detections go to stdout (one line each, or JSON with --json), to every --hook on a
@@ -145,7 +150,7 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, a
     if source.rate / 2 < band:  # upsampling cannot bring back what the recording never had
         log.warning("%d Hz input has nothing above %g Hz; the model listens up to %g Hz, so expect "
                     "missed words and false detections", source.rate, source.rate / 2, band)
-    hooks = _hooks(hook_specs, command)
+    hooks = _hooks(hook_specs, command, hook_process)
     stdout_errors = []
 
     def stdout_closed(error: OSError | None) -> None:

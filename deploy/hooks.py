@@ -8,7 +8,8 @@ Each hook gets its own :class:`HookRunner`: a worker thread fed by a bounded que
 that raises (even with ``sys.exit()``) is logged with its traceback and the next detection is
 delivered; a hook that hangs only fills its own queue, after which its detections are
 dropped, counted and logged.
-Detection, audio and the other hooks carry on either way.
+Detection, audio and the other hooks carry on either way. A thread shares the GIL with the
+audio path; :mod:`kwspi.deploy.hookproc` runs a hook in a process of its own instead.
 """
 
 from __future__ import annotations
@@ -98,7 +99,15 @@ def _load_file(spec: str, path: Path):
     return module
 
 
-class ShellHook:
+class ManagedHook:
+    """A hook kwspi made (not user code) that holds processes: :meth:`HookSet.close` calls
+    its :meth:`close` once its runner has drained."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class ShellHook(ManagedHook):
     """Runs ``command`` through ``/bin/sh`` for each detection.
 
     The command sees ``KWSPI_LABEL``, ``KWSPI_SCORE`` (4 decimals) and ``KWSPI_TIME``
@@ -127,7 +136,7 @@ class ShellHook:
         try:
             status = proc.wait(self.timeout_s)
         except subprocess.TimeoutExpired:
-            _end_group(proc.pid)
+            end_group(proc.pid)
             proc.wait()
             log.warning("%s ran over %g s: ended, with what it started", self.__name__, self.timeout_s)
             return
@@ -139,7 +148,7 @@ class ShellHook:
         with self._lock:
             groups, self._groups = self._groups, set()
         for group in groups:
-            _end_group(group)
+            end_group(group)
 
 
 def _group_alive(group: int) -> bool:
@@ -150,7 +159,7 @@ def _group_alive(group: int) -> bool:
     return True
 
 
-def _end_group(group: int, grace_s: float = 1.0) -> None:
+def end_group(group: int, grace_s: float = 1.0) -> None:
     """SIGTERM to a process group, then SIGKILL to what is left of it after ``grace_s``."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGTERM)
@@ -224,6 +233,9 @@ class HookRunner:
             try:
                 self.hook(detection)
                 self.delivered += 1
+            except HookError as e:  # from a hook process, which has printed its own traceback
+                self.failed += 1
+                log.error("hook %s failed on %s at %.2f s: %s", self.name, detection.label, detection.time, e)
             except BaseException:  # sys.exit() in a hook too: it must not end this worker
                 self.failed += 1
                 log.error("hook %s failed on %s at %.2f s", self.name, detection.label, detection.time, exc_info=True)
@@ -253,6 +265,6 @@ class HookSet:
             runner.begin_close()
         left = sum(r.close(deadline - time.monotonic()) for r in self.runners)
         for runner in self.runners:
-            if isinstance(runner.hook, ShellHook):
+            if isinstance(runner.hook, ManagedHook):
                 runner.hook.close()
         return left

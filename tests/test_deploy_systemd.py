@@ -63,6 +63,7 @@ def test_unit_keeps_audio_working_settings():
     assert 10 <= int(settings["WatchdogSec"]) <= 120  # pinged every second by the listen loop
     assert "SIGHUP" in settings["RestartForceExitStatus"].split()  # death by SIGHUP is not a clean exit
     assert "OPENBLAS_NUM_THREADS=1" in settings["Environment"] and "OMP_NUM_THREADS=1" in settings["Environment"]
+    assert "KWSPI_HOOK_PROCESS=1" in settings["Environment"].split()  # a busy hook never holds the GIL
     assert settings["ExecStart"].startswith("/opt/kwspi/venv/bin/kwspi listen")
 
 
