@@ -10,9 +10,9 @@ and the reason), so a busy child still fills its runner's queue and drops are co
 before. The child's stdout and stderr are kwspi's. A child that dies is started again for
 the next detection.
 
-The cost: a Python process per hook (tens of MB, about a second to start on a Pi), state
-that lives in the child (the hook cannot see kwspi's objects), and a detection that reaches
-the hook as a copy, a millisecond or so later.
+The cost: a Python process per hook (an interpreter that imports kwspi), state that lives
+in the child (the hook cannot see kwspi's objects), and a detection that reaches the hook
+as a copy, through a pipe.
 """
 
 from __future__ import annotations
