@@ -5,7 +5,8 @@
   :mod:`kwspi.deploy.ringbuffer`; the rules in :mod:`kwspi.deploy.decision`).
 - :mod:`kwspi.deploy.sources` and :mod:`kwspi.deploy.mic` -- WAV files and microphones,
   resampled to 16 kHz mono.
-- :mod:`kwspi.deploy.hooks` -- user code called per detection on worker threads.
+- :mod:`kwspi.deploy.hooks` -- user code called per detection on worker threads, or in a
+  process of its own (:mod:`kwspi.deploy.hookproc`).
 - :mod:`kwspi.deploy.service` -- the listen loop with stop and reload, used by
   ``kwspi listen`` (:mod:`kwspi.deploy.cli`).
 """

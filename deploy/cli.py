@@ -7,24 +7,26 @@ spaces, such as device names, survive intact that way.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from kwspi.cli import early_signals
+from kwspi.errors import KwspiError
 from kwspi.modelinfo import resolve_model
 from kwspi.options import parse_thresholds
 
 from kwspi.deploy.decision import Detection
 from kwspi.deploy.engine import Detector
 from kwspi.deploy.model import LoadedModel
+from kwspi.deploy.hookproc import ProcessHook
 from kwspi.deploy.hooks import HookSet, ShellHook, load_hook
 from kwspi.deploy.service import Listener, signal_handlers
 from kwspi.deploy.sources import WavSource
@@ -35,21 +37,6 @@ log = logging.getLogger(__name__)
 HOOK_DRAIN_S = 2.0
 
 
-@contextlib.contextmanager
-def _early_sighup(pending: threading.Event):
-    """Until the listener's own handlers are in place, a SIGHUP only sets ``pending``.
-
-    Without this, a reload sent while the model loads (``systemctl reload`` right after
-    ``start``) would kill the process with status 129, which systemd does not restart.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGHUP, lambda *_: pending.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGHUP, previous)
 
 
 def _source(input_path, device, realtime):
@@ -61,7 +48,8 @@ def _source(input_path, device, realtime):
 
 
 def _printer(as_json: bool, on_closed):
-    """Prints a detection; calls ``on_closed`` once stdout's reader has gone (``| head -1``)."""
+    """Prints a detection; calls ``on_closed(error)`` once stdout takes no more: ``None`` when
+    its reader has gone (``| head -1``), the OSError otherwise (a full disk, say)."""
     closed = False
 
     def show(d: Detection) -> None:
@@ -71,20 +59,30 @@ def _printer(as_json: bool, on_closed):
         line = json.dumps(d.as_json()) if as_json else f"{d.time:9.2f} s  {d.label:<12} {d.score:.3f}"
         try:
             click.echo(line)  # echo flushes, so a pipe sees each detection at once
-        except BrokenPipeError:
+        except OSError as e:
             closed = True
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-            on_closed()
+            on_closed(None if isinstance(e, BrokenPipeError) else e)
 
     return show
 
 
-def _hooks(specs, command) -> HookSet:
-    hooks = [(spec, load_hook(spec)) for spec in specs]
+def _hooks(specs, command, separate: bool) -> HookSet:
+    hooks = [(spec, ProcessHook(spec) if separate else load_hook(spec)) for spec in specs]
     if command:
         shell = ShellHook(command)
         hooks.append((shell.__name__, shell))
     return HookSet(hooks)
+
+
+class HookSpecs(click.ParamType):
+    """Hook specs; in an environment variable a space ends one only after its ``:function``."""
+
+    name = "hook"
+
+    def split_envvar_value(self, rv: str):
+        # click splits at every space, which cuts "/etc/kwspi/my hooks.py:f" in two.
+        return re.findall(r"\S.*?:[A-Za-z_]\w*(?=\s|$)", rv) or rv.split()
 
 
 @click.command(short_help="Listen for keywords in a microphone or a WAV file.")
@@ -99,8 +97,12 @@ def _hooks(specs, command) -> HookSet:
               "default: the model's own).")
 @click.option("--hop-ms", type=click.IntRange(min=1), default=100, show_default=True, envvar="KWSPI_HOP_MS",
               show_envvar=True, help="Milliseconds between two model windows (20 to 1000).")
-@click.option("--hook", "hook_specs", multiple=True, envvar="KWSPI_HOOK", show_envvar=True,
-              metavar="MODULE:FUNC|FILE.py:FUNC", help="Python function called with each Detection (repeatable).")
+@click.option("--hook", "hook_specs", multiple=True, type=HookSpecs(), envvar="KWSPI_HOOK", show_envvar=True,
+              metavar="MODULE:FUNC|FILE.py:FUNC", help="Python function called with each Detection (repeatable; "
+              "in KWSPI_HOOK separated by spaces, and a path may contain spaces).")
+@click.option("--hook-process", is_flag=True, envvar="KWSPI_HOOK_PROCESS", show_envvar=True,
+              help="Run each --hook in a Python process of its own: a hook that computes a lot then "
+              "never slows the audio (see the README for the cost).")
 @click.option("--exec", "command", envvar="KWSPI_EXEC", show_envvar=True, metavar="COMMAND",
               help="Shell command run per detection, with KWSPI_LABEL, KWSPI_SCORE, KWSPI_TIME set.")
 @click.option("--json", "as_json", is_flag=True, envvar="KWSPI_JSON", show_envvar=True,
@@ -108,7 +110,8 @@ def _hooks(specs, command) -> HookSet:
 @click.option("--realtime", is_flag=True, help="With --input: feed the file at the speed of real audio.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, envvar="KWSPI_THREADS",
               show_envvar=True, help="onnxruntime intra-op threads.")
-def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, as_json, realtime, threads):
+def listen(model, input_path, device, thresholds, hop_ms, hook_specs, hook_process, command, as_json, realtime,
+           threads):
     """Listen to a microphone or a WAV file and report keywords.
 
     Detections go to stdout (one line each, or JSON with --json), to every --hook on a
@@ -121,14 +124,6 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, a
       kwspi listen --input recording.wav --json
       kwspi listen --exec 'logger "heard $KWSPI_LABEL at $KWSPI_TIME s"'
     """
-    reload_pending = threading.Event()
-    with _early_sighup(reload_pending):
-        _listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, as_json, realtime, threads,
-                reload_pending)
-
-
-def _listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, as_json, realtime, threads,
-            reload_pending: threading.Event):
     if input_path is not None and device is not None:
         if click.get_current_context().get_parameter_source("device") is ParameterSource.ENVIRONMENT:
             device = None  # a service's KWSPI_DEVICE does not stop a test run on a file
@@ -140,8 +135,19 @@ def _listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, 
     path = resolve_model(model)
     detector = Detector(LoadedModel.load(path, threads), thresholds=overrides, hop_ms=hop_ms, threads=threads)
     source = _source(input_path, device, realtime)
-    hooks = _hooks(hook_specs, command)
-    show = _printer(as_json, on_closed=lambda: listener.stop())
+    band = detector.model.features.high_hz
+    if source.rate / 2 < band:  # upsampling cannot bring back what the recording never had
+        log.warning("%d Hz input has nothing above %g Hz; the model listens up to %g Hz, so expect "
+                    "missed words and false detections", source.rate, source.rate / 2, band)
+    hooks = _hooks(hook_specs, command, hook_process)
+    stdout_errors = []
+
+    def stdout_closed(error: OSError | None) -> None:
+        if error is not None:
+            stdout_errors.append(error)
+        listener.stop()
+
+    show = _printer(as_json, stdout_closed)
 
     def on_detection(d: Detection) -> None:
         show(d)
@@ -152,10 +158,15 @@ def _listen(model, input_path, device, thresholds, hop_ms, hook_specs, command, 
              ", ".join(f"{k}={v:g}" for k, v in detector.thresholds.items()))
     try:
         with signal_handlers(listener):
-            if reload_pending.is_set():  # a SIGHUP that came during start-up
+            if early_signals[signal.SIGINT].is_set():
+                log.info("stop requested during start-up")
+                listener.stop()
+            if early_signals[signal.SIGHUP].is_set():
                 log.info("reload requested during start-up")
                 listener.reload()
             listener.run()
+        if stdout_errors:
+            raise KwspiError(f"cannot write detections to stdout: {stdout_errors[0]}")
     finally:
         hooks.close(HOOK_DRAIN_S)
         if hooks.dropped:

@@ -8,16 +8,19 @@ Each hook gets its own :class:`HookRunner`: a worker thread fed by a bounded que
 that raises (even with ``sys.exit()``) is logged with its traceback and the next detection is
 delivered; a hook that hangs only fills its own queue, after which its detections are
 dropped, counted and logged.
-Detection, audio and the other hooks carry on either way.
+Detection, audio and the other hooks carry on either way. A thread shares the GIL with the
+audio path; :mod:`kwspi.deploy.hookproc` runs a hook in a process of its own instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Detections a busy hook may have waiting before new ones are dropped.
 HOOK_QUEUE_SIZE = 8
+#: Seconds between two log lines about dropped detections (each line carries the count).
+DROP_LOG_INTERVAL_S = 10.0
 #: Seconds a shell command may run before it is killed.
 EXEC_TIMEOUT_S = 60.0
 
@@ -94,17 +99,29 @@ def _load_file(spec: str, path: Path):
     return module
 
 
-class ShellHook:
+class ManagedHook:
+    """A hook kwspi made (not user code) that holds processes: :meth:`HookSet.close` calls
+    its :meth:`close` once its runner has drained."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class ShellHook(ManagedHook):
     """Runs ``command`` through ``/bin/sh`` for each detection.
 
     The command sees ``KWSPI_LABEL``, ``KWSPI_SCORE`` (4 decimals) and ``KWSPI_TIME``
-    (stream seconds, 3 decimals) in its environment. A non-zero exit is logged; a command
-    running longer than ``timeout_s`` seconds is killed.
+    (stream seconds, 3 decimals) in its environment. A non-zero exit is logged. Each command
+    runs in a process group of its own, so that what it started in the background ends with
+    it: the group is ended when the command runs longer than ``timeout_s`` seconds, and by
+    :meth:`close`, so no child outlives kwspi holding its stdout open.
     """
 
     def __init__(self, command: str, timeout_s: float = EXEC_TIMEOUT_S):
         self.command, self.timeout_s = command, timeout_s
         self.__name__ = f"exec {command!r}"
+        self._groups: set[int] = set()  # process groups that may still have members
+        self._lock = threading.Lock()
 
     def __call__(self, detection: Detection) -> None:
         env = {
@@ -113,9 +130,44 @@ class ShellHook:
             "KWSPI_SCORE": f"{detection.score:.4f}",
             "KWSPI_TIME": f"{detection.time:.3f}",
         }
-        result = subprocess.run(self.command, shell=True, env=env, timeout=self.timeout_s, stdin=subprocess.DEVNULL)
-        if result.returncode:
-            log.warning("%s exited with status %d", self.__name__, result.returncode)
+        proc = subprocess.Popen(self.command, shell=True, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        with self._lock:
+            self._groups = {g for g in self._groups if _group_alive(g)} | {proc.pid}
+        try:
+            status = proc.wait(self.timeout_s)
+        except subprocess.TimeoutExpired:
+            end_group(proc.pid)
+            proc.wait()
+            log.warning("%s ran over %g s: ended, with what it started", self.__name__, self.timeout_s)
+            return
+        if status:
+            log.warning("%s exited with status %d", self.__name__, status)
+
+    def close(self) -> None:
+        """End every command still running, and everything they started."""
+        with self._lock:
+            groups, self._groups = self._groups, set()
+        for group in groups:
+            end_group(group)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def end_group(group: int, grace_s: float = 1.0) -> None:
+    """SIGTERM to a process group, then SIGKILL to what is left of it after ``grace_s``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
 
 
 class HookRunner:
@@ -134,6 +186,7 @@ class HookRunner:
     def __init__(self, hook: Hook, name: str, maxsize: int = HOOK_QUEUE_SIZE):
         self.hook, self.name = hook, name
         self.delivered = self.failed = self.dropped = 0
+        self._last_drop_log = -float("inf")
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._work, name=f"kwspi-hook {name}", daemon=True)
@@ -146,8 +199,11 @@ class HookRunner:
             return True
         except queue.Full:
             self.dropped += 1
-            log.warning("hook %s is busy: dropped %s at %.2f s (%d dropped so far)",
-                        self.name, detection.label, detection.time, self.dropped)
+            now = time.monotonic()
+            if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:  # a hung hook must not flood the journal
+                self._last_drop_log = now
+                log.warning("hook %s is busy: dropped %s at %.2f s (%d dropped so far)",
+                            self.name, detection.label, detection.time, self.dropped)
             return False
 
     def begin_close(self) -> None:
@@ -177,6 +233,9 @@ class HookRunner:
             try:
                 self.hook(detection)
                 self.delivered += 1
+            except HookError as e:  # from a hook process, which has printed its own traceback
+                self.failed += 1
+                log.error("hook %s failed on %s at %.2f s: %s", self.name, detection.label, detection.time, e)
             except BaseException:  # sys.exit() in a hook too: it must not end this worker
                 self.failed += 1
                 log.error("hook %s failed on %s at %.2f s", self.name, detection.label, detection.time, exc_info=True)
@@ -199,8 +258,13 @@ class HookSet:
         return sum(r.dropped for r in self.runners)
 
     def close(self, timeout: float = 2.0) -> int:
-        """Give all hooks ``timeout`` seconds in total to finish; returns detections not delivered."""
+        """Give all hooks ``timeout`` seconds in total to finish, then end the shell commands
+        still running; returns detections not delivered."""
         deadline = time.monotonic() + timeout
         for runner in self.runners:
             runner.begin_close()
-        return sum(r.close(deadline - time.monotonic()) for r in self.runners)
+        left = sum(r.close(deadline - time.monotonic()) for r in self.runners)
+        for runner in self.runners:
+            if isinstance(runner.hook, ManagedHook):
+                runner.hook.close()
+        return left

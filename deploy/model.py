@@ -4,7 +4,8 @@
 (:class:`~kwspi.modelinfo.ModelInfo`) and maps one feature window to label posteriors:
 input ``features`` float32 ``[1, 1, n_mfcc, n_frames]``, output ``logits`` ``[1, n_labels]``,
 softmax applied here. A graph whose shapes contradict its metadata is refused at load, with
-the same one-line :class:`~kwspi.modelinfo.ModelFormatError` as any other bad file.
+the same one-line :class:`~kwspi.modelinfo.ModelFormatError` as any other bad file; so is one
+that fails, or gives the wrong shape or non-finite logits, on a window of zeros.
 """
 
 from __future__ import annotations
@@ -37,6 +38,23 @@ class LoadedModel:
         _check_shape(path, "output", taken.shape, [None, len(info.labels)])
         self.input_name, self.output_name = given.name, taken.name
         self._feed = np.zeros((1, 1, cfg.n_mfcc, cfg.n_frames), dtype=np.float32)
+        self._try_once()
+
+    def _try_once(self) -> None:
+        # Symbolic dimensions pass the shape check above and can still fail in session.run;
+        # found here, a bad file is one error at start or a refused reload, not a service
+        # that crashes at its first window and is restarted into the same crash forever.
+        try:
+            logits = self.session.run([self.output_name], {self.input_name: self._feed})[0]
+        except Exception as e:  # onnxruntime raises its own classes
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ModelFormatError(self.path, f"fails on a window of zeros ({first[:200]})") from None
+        want = [1, len(self.info.labels)]
+        if list(np.shape(logits)) != want:
+            raise ModelFormatError(self.path, f"output shape {list(np.shape(logits))} on one window "
+                                              f"does not match its metadata (expected {want})")
+        if not np.all(np.isfinite(logits)):
+            raise ModelFormatError(self.path, "gives logits that are not finite on a window of zeros")
 
     @classmethod
     def load(cls, path, threads: int = 1) -> "LoadedModel":

@@ -6,7 +6,11 @@ and hands each detection to a callback. It stops at the end of the source or whe
 second), and applies :meth:`Listener.reload` between two blocks: the model file is read
 again and swapped in without closing the audio stream; if that fails the old model keeps
 running and the log says why. :func:`signal_handlers` wires SIGTERM/SIGINT to stop and SIGHUP
-to reload, for systemd (``systemctl reload kwspi``) and the terminal.
+to reload, for systemd (``systemctl reload kwspi``) and the terminal. Under systemd
+(``Type=notify``) the first block of audio is what makes the service ready, so
+``systemctl start`` returns, and a reload can follow, only once kwspi is listening; each
+block then pings systemd's watchdog (``WatchdogSec=``), so a loop that wedges gets the
+process restarted.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from kwspi.errors import KwspiError
 from kwspi.deploy.decision import Detection
 from kwspi.deploy.engine import Detector
 from kwspi.deploy.model import LoadedModel
+from kwspi.deploy.notify import Watchdog, notify
 from kwspi.deploy.sources import Source
 
 log = logging.getLogger(__name__)
@@ -88,8 +93,13 @@ class Listener:
         """Listen until the source ends or :meth:`stop`; returns what happened."""
         start, count = time.monotonic(), 0
         log.info("listening to %s", self.source.description)
+        ready, watchdog = False, Watchdog()
         with contextlib.closing(self.source.blocks(self._stop)) as blocks:
             for block in blocks:
+                if not ready:
+                    ready = True
+                    notify(f"READY=1\nSTATUS=listening to {self.source.description}")
+                watchdog.alive()
                 if self._reload.is_set():
                     self._reload.clear()
                     self._apply_reload()
@@ -98,6 +108,7 @@ class Listener:
                     self._on_detection(detection)
                 if self._stop.is_set():
                     break
+        notify("STOPPING=1")
         stats = ListenStats(self.detector.time, time.monotonic() - start, count, self.reloads, self.failed_reloads)
         log.info("stopped after %.2f s of audio (%.2f s wall): %d detection(s)", stats.audio_s, stats.wall_s, count)
         return stats

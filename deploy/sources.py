@@ -2,7 +2,8 @@
 
 A source has a ``description`` (for the log) and ``blocks(stop)``, a generator of 1-D
 float32 arrays at 16 kHz that ends at the end of the audio or soon after ``stop`` (a
-:class:`threading.Event`) is set. Sources resample at the edge with :class:`Resampler`, so
+:class:`threading.Event`) is set. A source that waits for audio yields an empty block now and
+then, so the consumer keeps control (the listen loop pings systemd's watchdog per block). Sources resample at the edge with :class:`Resampler`, so
 everything after them is 16 kHz. The microphone lives in :mod:`kwspi.deploy.mic`; this
 module holds the WAV file source and the resampler.
 """

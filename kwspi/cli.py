@@ -7,10 +7,13 @@ Commands that need torch live in :mod:`kwspi.train` and are imported lazily, so
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -39,9 +42,41 @@ LAZY_COMMANDS = {
                     "Recall, false alarms per hour and latency of a model on a long WAV."),
 }
 
+#: Signals ``kwspi listen`` received before its own handlers were in place; it acts on them
+#: once they are: SIGHUP reloads the model, SIGINT stops.
+early_signals = {signal.SIGHUP: threading.Event(), signal.SIGINT: threading.Event()}
+
+
+@contextlib.contextmanager
+def _remember_early_signals(args):
+    # Without this, a SIGHUP while `listen` imports onnxruntime and loads its model kills
+    # it (a death systemd counts as clean, so it stays dead) and a Ctrl-C prints a traceback.
+    # `import kwspi` (numpy, scipy) comes before this point: the unit's Type=notify keeps
+    # systemd's reloads until the service is listening, and RestartForceExitStatus=SIGHUP
+    # restarts a process a SIGHUP killed before this. Only for `listen`: the other commands
+    # keep Python's Ctrl-C (KeyboardInterrupt), which training's clean-up relies on. The
+    # group's options are all flags, so its first other word is the command.
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command != "listen" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    for event in early_signals.values():
+        event.clear()
+    previous = {sig: signal.signal(sig, lambda signum, _: early_signals[signum].set()) for sig in early_signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
 
 class LazyGroup(click.Group):
     """A click group that imports each command's module only when that command runs."""
+
+    def main(self, args=None, **kwargs):
+        args = sys.argv[1:] if args is None else list(args)
+        with _remember_early_signals(args):
+            return super().main(args, **kwargs)
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))

@@ -37,6 +37,11 @@ def split_features(root, split: str, cfg: FeatureConfig, task: gsc.TaskSpec, see
 
     Unreadable clips are skipped and counted in the log.
     """
+    return _split_features(root, split, cfg, task, seed, progress)[:2]
+
+
+def _split_features(root, split, cfg, task, seed, progress):
+    """:func:`split_features` and the number of clips skipped."""
     examples = gsc.build_split(root, split, task, seed)
     if not examples:
         raise DatasetError(f"{root}: the {split} split is empty")
@@ -49,7 +54,7 @@ def split_features(root, split: str, cfg: FeatureConfig, task: gsc.TaskSpec, see
             else:
                 try:
                     wave = load_clip(ex.path, cfg.sample_rate, cfg.clip_samples)[0]
-                except KwspiError as e:
+                except (KwspiError, OSError) as e:  # one bad file must not end a long evaluation
                     skipped += 1
                     log.warning("skipping %s", e)
                     continue
@@ -57,16 +62,18 @@ def split_features(root, split: str, cfg: FeatureConfig, task: gsc.TaskSpec, see
             y.append(ex.label)
     if skipped:
         log.warning("%s: skipped %d unreadable clip(s) of %d", root, skipped, len(examples))
-    return np.stack(X)[:, None], np.asarray(y, dtype=np.int64)
+    if not X:
+        raise DatasetError(f"{root}: none of the {len(examples)} clips of the {split} split could be read")
+    return np.stack(X)[:, None], np.asarray(y, dtype=np.int64), skipped
 
 
 def evaluate_onnx(model_path, data, split: str = "testing", seed: int = 0, progress: Progress = silent) -> dict:
     """Accuracy, per-class accuracy and confusion of an ONNX model on one split."""
     session, info = open_session(model_path, threads=0)
     task = task_for(info.labels)
-    X, y = split_features(data, split, info.features, task, seed, progress)
+    X, y, skipped = _split_features(data, split, info.features, task, seed, progress)
     logits = np.concatenate([session.run(None, {INPUT_NAME: X[i:i + 256]})[0] for i in range(0, len(X), 256)])
     report = classification_report(y, logits.argmax(1), info.labels)
-    report.update(model=str(model_path), data=str(Path(data)), split=split)
+    report.update(model=str(model_path), data=str(Path(data)), split=split, skipped=skipped)
     return report
 

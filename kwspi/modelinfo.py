@@ -92,6 +92,11 @@ class ModelInfo:
             arch, metrics, thresholds = (_json_object(raw, key, path) for key in ("arch", "metrics", "thresholds"))
             if not all(isinstance(v, (int, float)) for v in thresholds.values()):
                 raise ModelFormatError(path, "kwspi.thresholds must map labels to numbers")
+            if not all(0 < v <= 1 for v in thresholds.values()):  # NaN fails this too
+                raise ModelFormatError(path, f"kwspi.thresholds must lie in (0, 1], not {thresholds}")
+            repeated = next((x for i, x in enumerate(labels) if x in labels[:i]), None)
+            if repeated is not None:
+                raise ModelFormatError(path, f"kwspi.labels repeats {repeated!r}")
             return cls(
                 labels=tuple(labels),
                 features=features,

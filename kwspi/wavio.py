@@ -8,6 +8,8 @@ problem for anything else: not a WAV, not PCM, empty, or truncated.
 
 from __future__ import annotations
 
+import os
+import struct
 import wave
 from pathlib import Path
 from typing import Iterator
@@ -18,14 +20,21 @@ from kwspi.atomic import atomic_write
 from kwspi.errors import WavError
 
 _WAVE_FORMAT_PCM = 1
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+#: Data sizes from here up are placeholders of tools that wrote the header before the audio.
+_PLACEHOLDER = 0x7FFFF000
 
 
 class WavReader:
     """An open PCM WAV file, checked, read whole or block by block as float32 mono.
 
-    Opening reads the header and the last frame only, so a missing, empty, truncated or
-    non-PCM file is reported (as :class:`~kwspi.errors.WavError`, naming the file) before
-    any audio is read, and memory does not grow with the file when it is read in blocks.
+    Opening reads the header only, so a missing, empty, truncated or non-PCM file is
+    reported (as :class:`~kwspi.errors.WavError`, naming the file) before any audio is read,
+    and memory does not grow with the file when it is read in blocks.
+
+    The header is parsed here rather than by :mod:`wave`, which fails on the placeholder
+    sizes that tools writing to a pipe leave in it (``arecord -t wav -`` writes data size
+    0x80000000 or 0xFFFFFFFF): as sox does, such a file is read to its end.
 
     Attributes
     ----------
@@ -36,53 +45,53 @@ class WavReader:
     def __init__(self, path):
         self.path = Path(path)
         try:
-            self._w = wave.open(str(self.path), "rb")
+            self._f = open(self.path, "rb")
         except FileNotFoundError:
             raise WavError(self.path, "no such file") from None
         except IsADirectoryError:
             raise WavError(self.path, "is a directory, not a WAV file") from None
         except PermissionError:
             raise WavError(self.path, "permission denied") from None
-        except (wave.Error, EOFError) as e:
-            raise WavError(self.path, _explain(self.path, e)) from None
         try:
             self._check()
         except BaseException:
-            self._w.close()
+            self._f.close()
             raise
 
     def _check(self) -> None:
-        w = self._w
-        self.channels, self.width, self.rate, self.frames = (
-            w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes())
-        present = self.frames
-        if self.frames:
-            w.setpos(self.frames - 1)
-            if len(w.readframes(1)) < self.channels * self.width:  # truncated: count what is there
-                w.rewind()
-                present = 0
-                while chunk := w.readframes(65536):
-                    present += len(chunk) // (self.channels * self.width)
-            w.rewind()
+        tag, self.channels, self.rate, bits, self._start, declared = _header(self._f, self.path)
+        if tag != _WAVE_FORMAT_PCM:
+            raise WavError(self.path, f"is not PCM audio (format {tag:#x}); convert it with "
+                                      "`sox in.wav -b 16 -e signed-integer out.wav`")
+        self.width = (bits + 7) // 8
+        if self.width not in (1, 2, 3, 4):
+            raise WavError(self.path, f"has {bits}-bit samples; kwspi reads 8-, 16-, 24- and 32-bit PCM")
+        if self.channels == 0 or self.rate == 0:
+            raise WavError(self.path, f"has {self.channels} channel(s) at a sample rate of {self.rate} Hz")
+        frame = self.channels * self.width
+        present = (os.fstat(self._f.fileno()).st_size - self._start) // frame
+        self.frames = present if declared == 0 or declared >= _PLACEHOLDER else declared // frame
         if self.frames == 0 or present == 0:
             raise WavError(self.path, "contains no audio (0 samples)")
         if present < self.frames:
             raise WavError(self.path, f"truncated: the header promises {self.frames} frames but only {present} are there")
-        if self.width not in (1, 2, 3, 4):
-            raise WavError(self.path, f"has {8 * self.width}-bit samples; kwspi reads 8-, 16-, 24- and 32-bit PCM")
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
         """Float32 mono blocks of ``frames`` frames (the last may be shorter), from the start.
 
         Stops early, with whatever was there, if the file shrank after it was opened.
         """
-        self._w.rewind()
+        self._f.seek(self._start)
         frame_bytes = self.channels * self.width
-        while data := self._w.readframes(frames):
+        left = self.frames
+        while left:
+            want = min(frames, left) * frame_bytes
+            data = self._f.read(want)
             usable = len(data) - len(data) % frame_bytes
             if usable:
                 yield _decode(data[:usable], self.channels, self.width)
-            if usable < frames * frame_bytes:
+                left -= usable // frame_bytes
+            if usable < want:
                 return
 
     def read(self) -> np.ndarray:
@@ -90,13 +99,38 @@ class WavReader:
         return np.concatenate(list(self.blocks(self.frames)))
 
     def close(self) -> None:
-        self._w.close()
+        self._f.close()
 
     def __enter__(self) -> "WavReader":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _header(f, path) -> tuple[int, int, int, int, int, int]:
+    """(format tag, channels, rate, bits per sample, offset of the audio, declared data bytes)."""
+    head = f.read(12)
+    if not head:
+        raise WavError(path, "is empty (0 bytes)")
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise WavError(path, "is not a WAV file (no RIFF/WAVE header)")
+    fmt = None
+    while len(chunk := f.read(8)) == 8:
+        name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if name == b"data":
+            if fmt is None:
+                break
+            return (*fmt, f.tell(), size)
+        body = f.read(size + size % 2)  # chunks are padded to an even length
+        if name == b"fmt ":
+            if len(body) < 16:
+                break
+            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+            if tag == _WAVE_FORMAT_EXTENSIBLE and len(body) >= 26:
+                tag = struct.unpack("<H", body[24:26])[0]  # the sub-format's first two bytes
+            fmt = (tag, channels, rate, bits)
+    raise WavError(path, "is truncated or damaged (no complete fmt and data chunks)")
 
 
 def read_wav(path) -> tuple[np.ndarray, int]:
@@ -155,21 +189,3 @@ def _decode(data: bytes, channels: int, width: int) -> np.ndarray:
         x = x.reshape(-1, channels).mean(axis=1, dtype=np.float32)
     return x
 
-
-def _explain(path: Path, err: Exception) -> str:
-    head = b""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-    except OSError:
-        pass
-    if len(head) == 0:
-        return "is empty (0 bytes)"
-    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return "is not a WAV file (no RIFF/WAVE header)"
-    msg = str(err)
-    if msg.startswith("unknown format"):
-        return f"is not PCM audio ({msg}); convert it with `sox in.wav -b 16 -e signed-integer out.wav`"
-    if isinstance(err, EOFError) or "chunk" in msg:
-        return f"is truncated or damaged ({msg or 'unexpected end of file'})"
-    return f"cannot be read as WAV ({msg})"

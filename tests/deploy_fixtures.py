@@ -11,6 +11,7 @@ get deterministic detections without training anything. :func:`int8_model` expor
 from __future__ import annotations
 
 import functools
+import threading
 import wave
 from pathlib import Path
 
@@ -91,6 +92,30 @@ def centroid_graph(cfg: FeatureConfig, labels=LABELS, sharpness: float = 6.0):
         [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def graph_that_breaks_at_run_time(cfg: FeatureConfig, how: str):
+    """The centroid graph with symbolic shapes, broken so that only running it tells:
+    ``how`` is ``"crashes"`` (MatMul of mismatched sizes), ``"nan"`` or ``"wide"`` (10 logits)."""
+    from onnx import numpy_helper
+
+    model = centroid_graph(cfg)
+    graph = model.graph
+    for value in list(graph.input) + list(graph.output):
+        for dim in value.type.tensor_type.shape.dim[1:]:
+            dim.dim_param = "n"
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    if how == "crashes":  # one row too many for the feature vector: MatMul fails
+        weights["w"] = np.vstack([weights["w"], weights["w"][:1]])
+    elif how == "nan":
+        weights["b"] = np.full_like(weights["b"], np.nan)
+    else:  # the feature means themselves as logits: one per cepstrum, not one per label
+        del graph.node[2:]
+        graph.node[1].output[0] = "logits"
+        del weights["w"], weights["b"]
+    del graph.initializer[:]
+    graph.initializer.extend(numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items())
+    return model
 
 
 def save_model(model, path, metadata: dict | None) -> Path:
@@ -204,26 +229,67 @@ class Running:
             self.proc.wait()
 
 
+class NotifySocket:
+    """Stands in for systemd's notification socket: an abstract unix datagram socket whose
+    ``name`` goes into ``NOTIFY_SOCKET``; :meth:`receive` returns the next message."""
+
+    def __enter__(self):
+        import os
+        import socket
+
+        self.name = f"@kwspi-test-{os.getpid()}-{os.urandom(4).hex()}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name[1:])
+        return self
+
+    def receive(self, timeout: float) -> str | None:
+        """The next message, or None if none comes within ``timeout`` seconds."""
+        import socket
+
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(4096).decode()
+        except socket.timeout:
+            return None
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+#: A :class:`FakeSounddevice` script item: the device stops delivering audio.
+STALL = "stall"
+
+
 class FakeSounddevice:
     """Enough of the sounddevice module for device selection and blocking reads, no PortAudio.
 
     ``devices``: ``[(name, input_channels), ...]``; ``rates``: sampling rates the devices
     accept (all when None); ``script``: what successive ``InputStream.read`` calls return,
-    ``(int16 array [frames, channels], overflowed)`` or an exception to raise.
+    ``(int16 array [frames, channels], overflowed)`` or an exception to raise, or
+    :data:`STALL`: that read, and a ``stop`` of its stream, block until :attr:`unstall` is set.
+    ``rescans``: the device lists that successive re-initialisations of PortAudio find.
     """
 
     class PortAudioError(Exception):
         pass
 
-    def __init__(self, devices, default=-1, rates=None, script=(), busy=False, start_error=None):
+    def __init__(self, devices, default=-1, rates=None, script=(), busy=False, start_error=None, rescans=()):
         import types
 
         self.__name__ = "sounddevice"
-        self._devices, self._rates, self.script = devices, rates, list(script)
+        self._devices, self._rates, self.script, self.rescans = devices, rates, list(script), list(rescans)
         self.busy, self.start_error = busy, start_error
         self.default = types.SimpleNamespace(device=[default, -1])
         self.opened = []
         self.streams = []
+        self.unstall = threading.Event()
+
+    def _terminate(self):
+        pass
+
+    def _initialize(self):
+        if self.rescans:
+            self._devices = self.rescans.pop(0)
 
     def query_devices(self):
         return [dict(index=i, name=n, max_input_channels=c, default_samplerate=48000.0)
@@ -237,15 +303,15 @@ class FakeSounddevice:
 
     def InputStream(self, **settings):
         self.opened.append(settings)
-        stream = _FakeStream(self.script, self.start_error and self.PortAudioError(self.start_error))
+        stream = _FakeStream(self.script, self.start_error and self.PortAudioError(self.start_error), self.unstall)
         self.streams.append(stream)
         return stream
 
 
 class _FakeStream:
-    def __init__(self, script, start_error=None):
-        self.script, self.start_error = script, start_error
-        self.started = self.closed = False
+    def __init__(self, script, start_error, unstall):
+        self.script, self.start_error, self.unstall = script, start_error, unstall
+        self.started = self.closed = self.stalled = False
 
     def start(self):
         if self.start_error is not None:
@@ -253,6 +319,8 @@ class _FakeStream:
         self.started = True
 
     def stop(self):
+        if self.stalled:
+            self.unstall.wait()
         self.started = False
 
     def close(self):
@@ -265,6 +333,10 @@ class _FakeStream:
             time.sleep(0.01)
             return np.zeros((frames, 1), dtype=np.int16), False
         item = self.script.pop(0)
+        if item is STALL:
+            self.stalled = True
+            self.unstall.wait()
+            return np.zeros((frames, 1), dtype=np.int16), False
         if isinstance(item, BaseException):
             raise item
         return item

@@ -178,3 +178,27 @@ def test_help_has_examples():
         result = CliRunner().invoke(cli.main, [name, "--help"])
         assert result.exit_code == 0 and "Example:" in result.output
     assert np  # numpy is imported for the fixtures' sake
+
+
+def test_8_khz_input_is_warned_about_the_band_it_lacks(tmp_path, model, caplog):
+    import logging
+
+    from deploy_fixtures import make_stream as stream_at
+
+    wav = write_wav(tmp_path / "phone.wav", stream_at([("low", 0.5)], 2.0, rate=8000), rate=8000)
+    with caplog.at_level(logging.WARNING, logger="kwspi.deploy.cli"):
+        result = invoke("--model", model, "--input", str(wav))
+    assert result.exit_code == 0, result.output
+    assert "8000 Hz input has nothing above 4000 Hz; the model listens up to 8000 Hz" in caplog.text
+
+
+def test_kwspi_hook_takes_paths_with_spaces_and_several_hooks(model, wav, tmp_path):
+    folder = tmp_path / "my hooks"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name} hook.py").write_text(
+            f"def on_detect(d):\n    open({str(tmp_path / name)!r}, 'a').write(d.label + '\\n')\n")
+    env = {"KWSPI_HOOK": f"{folder}/a hook.py:on_detect  {folder}/b hook.py:on_detect"}
+    result = CliRunner().invoke(cli.main, ["listen", "--model", model, "--input", wav], env=env)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a").read_text().split() == (tmp_path / "b").read_text().split() == ["high", "low", "high"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deploy_fixtures import LABELS, centroid_model, int8_model, make_stream, save_model, centroid_graph, \
-    shared_centroid_model
+    graph_that_breaks_at_run_time, shared_centroid_model
 from kwspi.deploy import Detector
 from kwspi.deploy.decision import ThresholdError
 from kwspi.deploy.engine import HopError, StreamScorer
@@ -186,3 +186,14 @@ def test_model_whose_shape_contradicts_its_metadata_is_refused(tmp_path):
     path = save_model(centroid_graph(FeatureConfig()), tmp_path / "m2.onnx", info.to_metadata())
     with pytest.raises(ModelFormatError, match=r"input shape"):
         LoadedModel.load(path)
+
+
+@pytest.mark.parametrize("how, reason", [("crashes", "fails on a window of zeros"), ("nan", "not finite"),
+                                         ("wide", r"output shape \[1, 10\]")])
+def test_model_that_breaks_at_its_first_window_is_refused_at_load(tmp_path, how, reason):
+    cfg = FeatureConfig()
+    path = save_model(graph_that_breaks_at_run_time(cfg, how), tmp_path / "m.onnx",
+                      ModelInfo(labels=LABELS, features=cfg).to_metadata())
+    with pytest.raises(ModelFormatError, match=reason) as e:
+        LoadedModel.load(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)

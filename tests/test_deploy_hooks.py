@@ -115,3 +115,51 @@ def test_shell_hook_sees_label_score_and_time(tmp_path, caplog):
         ShellHook("exit 3")(det())
     assert "exited with status 3" in caplog.text
     assert "KWSPI_LABEL" not in os.environ
+
+
+def _alive(pid_file) -> bool:
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for its parent has ended too
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_shell_command_running_over_its_time_is_ended_with_its_children(tmp_path, caplog):
+    pid = tmp_path / "pid"
+    with caplog.at_level(logging.WARNING, logger="kwspi.deploy.hooks"):
+        ShellHook(f"sleep 300 & echo $! > {pid}; wait", timeout_s=0.5)(det())
+    assert not _alive(pid)
+    assert "ran over 0.5 s" in caplog.text
+
+
+def test_listen_ends_what_its_commands_left_running_so_stdout_closes(tmp_path, tmp_path_factory):
+    # `kwspi listen --json | consumer`: a child holding stdout kept the consumer waiting for ever.
+    import subprocess
+
+    from deploy_fixtures import kwspi_command, make_stream, shared_centroid_model, write_wav
+
+    wav = write_wav(tmp_path / "one.wav", make_stream([("high", 0.5)], 2.0))
+    pid = tmp_path / "pid"
+    out = subprocess.run(kwspi_command("listen", "--model", str(shared_centroid_model(tmp_path_factory)), "--input",
+                                       str(wav), "--json", "--exec", f"sleep 300 & echo $! > {pid}"),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert not _alive(pid)
+
+
+def test_drops_are_logged_once_per_interval_with_a_count(caplog):
+    release = threading.Event()
+    runner = HookRunner(lambda d: release.wait(10), "stuck", maxsize=1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="kwspi.deploy.hooks"):
+            for i in range(20):
+                runner.submit(det(t=float(i)))
+        assert runner.dropped >= 18
+        lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].endswith("(1 dropped so far)"), lines
+    finally:
+        release.set()
+        runner.close(5)

@@ -7,15 +7,17 @@ process, so every test here runs in a subprocess with its own ``HOME``.
 """
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from deploy_fixtures import Running, kwspi_command, make_stream, shared_centroid_model
+from deploy_fixtures import NotifySocket, Running, kwspi_command, make_stream, shared_centroid_model
 
 pytest.importorskip("sounddevice", exc_type=OSError)
 
@@ -35,6 +37,34 @@ def fake_mic_home(folder: Path, rate: int = 16000) -> Path:
     raw.write_bytes(pcm.tobytes())
     (folder / ".asoundrc").write_text(ASOUNDRC.format(raw=raw))
     return folder
+
+
+class FifoMic:
+    """A microphone fed through a FIFO: :meth:`play` writes audio into it, and when the test
+    stops writing the device stalls, as a wedged USB microphone does (no error, no audio)."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.home, self.fifo = folder, folder / "mic.fifo"
+        os.mkfifo(self.fifo)
+        (folder / ".asoundrc").write_text(ASOUNDRC.format(raw=self.fifo))
+        # Read-write, so opening never waits for a reader and device probes that open and
+        # close the FIFO never break the pipe.
+        self.fd = os.open(self.fifo, os.O_RDWR)
+
+    def play(self, x: np.ndarray) -> None:
+        pcm = np.round(x * 32767).astype("<i2").tobytes()
+        threading.Thread(target=os.write, args=(self.fd, pcm), daemon=True).start()  # blocks until read
+
+    def unplug(self) -> None:
+        """Opening the device fails from now on; a stream already open only stalls."""
+        self.fifo.rename(self.fifo.with_suffix(".away"))
+
+    def plug_in(self) -> None:
+        self.fifo.with_suffix(".away").rename(self.fifo)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def env_home(home: Path) -> dict:
@@ -77,6 +107,50 @@ def test_listen_to_the_default_microphone_then_sigterm(tmp_path, tmp_path_factor
         assert any("listening to input device" in line and "default" in line for line in run.err)
     finally:
         run.kill()
+
+
+def test_a_stalled_microphone_is_opened_again_feeds_the_watchdog_and_sigterm_still_stops(tmp_path,
+                                                                                       tmp_path_factory):
+    mic = FifoMic(tmp_path / "home")
+    with NotifySocket() as sd:
+        run = Running(["listen", "--model", str(shared_centroid_model(tmp_path_factory)), "--json"],
+                      env={**env_home(mic.home), "NOTIFY_SOCKET": sd.name, "WATCHDOG_USEC": "2000000"})
+        try:
+            mic.play(make_stream(EVENTS, 6.0))
+            assert run.wait_for('"label"', stream="out", count=2, timeout=30), run.err
+            assert run.wait_for("delivered no audio for 5 s: opening it again", timeout=30), run.err
+            messages = iter(lambda: sd.receive(timeout=0.5), None)
+            assert sum(m == "WATCHDOG=1" for m in messages) >= 4  # a ping a second while stalled
+            run.proc.send_signal(signal.SIGTERM)
+            assert run.finish(timeout=10) == 0, run.err
+            assert any("stopped after 6.00 s of audio" in line for line in run.err), run.err
+        finally:
+            run.kill()
+            mic.close()
+
+
+def test_an_unplugged_microphone_is_found_again_by_name_when_it_comes_back(tmp_path, tmp_path_factory):
+    mic = FifoMic(tmp_path / "home")
+    run = Running(["listen", "--model", str(shared_centroid_model(tmp_path_factory)), "--json", "--device", "filemic"],
+                  env=env_home(mic.home))
+    try:
+        mic.play(make_stream(EVENTS, 6.0))
+        assert run.wait_for('"label"', stream="out", count=2, timeout=30), run.err
+        mic.unplug()
+        assert run.wait_for("delivered no audio for 5 s: opening it again", timeout=30), run.err
+        assert run.wait_for("trying again in 2 s", timeout=30), run.err  # the second attempt, after 1 s
+        assert any("cannot open input device" in line and "filemic" in line for line in run.err)
+        mic.plug_in()
+        mic.play(make_stream([("low", 2.5), ("high", 4.5)], 6.0))  # the stalled stream's last read takes a bit
+        assert run.wait_for('"label"', stream="out", count=4, timeout=60), run.err
+        assert [json.loads(line)["label"] for line in run.out] == ["high", "low", "low", "high"]
+        assert any(line.endswith("filemic (1 ch) again") and "listening to input device" in line
+                   for line in run.err), run.err
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.finish(timeout=10) == 0, run.err
+    finally:
+        run.kill()
+        mic.close()
 
 
 PROBE = """

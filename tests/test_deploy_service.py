@@ -7,13 +7,14 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from deploy_fixtures import LABELS, Running, centroid_model, kwspi_command, make_stream, shared_centroid_model, \
-    write_wav
+from deploy_fixtures import LABELS, NotifySocket, Running, centroid_info, centroid_model, graph_that_breaks_at_run_time, \
+    kwspi_command, make_stream, save_model, shared_centroid_model, write_wav
 from kwspi.deploy import Detector
 from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.service import Listener, signal_handlers
@@ -85,6 +86,25 @@ def test_reload_that_fails_unexpectedly_keeps_the_old_model(tmp_path_factory, ca
     assert listener.detector.model.path == model
     record = next(r for r in caplog.records if "reload failed, keeping the running model" in r.getMessage())
     assert "AttributeError" in record.getMessage() and record.exc_info
+
+
+def test_reload_to_a_model_that_crashes_on_its_first_window_keeps_the_old_one(tmp_path, tmp_path_factory, caplog):
+    path = tmp_path / "model.onnx"
+    shutil.copy(shared_centroid_model(tmp_path_factory), path)
+    listener, found = None, []
+
+    def break_the_file():
+        save_model(graph_that_breaks_at_run_time(centroid_info().features, "crashes"), path,
+                   centroid_info().to_metadata())
+        listener.reload()
+
+    source = ScriptedSource(make_stream(EVENTS, 11.0), {5: break_the_file})
+    listener = Listener(source, Detector(path), lambda: LoadedModel.load(path), found.append)
+    with caplog.at_level(logging.ERROR, logger="kwspi.deploy.service"):
+        stats = listener.run()
+    assert [(d.label, round(d.time, 3)) for d in found] == [("low", 1.9), ("high", 4.4), ("low", 6.9), ("high", 9.4)]
+    assert (stats.reloads, stats.failed_reloads) == (0, 1)
+    assert "fails on a window of zeros" in caplog.text
 
 
 def test_stop_from_another_thread_ends_the_loop(tmp_path_factory):
@@ -192,6 +212,47 @@ def test_sighup_during_start_up_is_a_reload_not_a_death(tmp_path_factory, long_w
         run.kill()
 
 
+SIGNAL_WHILE_IMPORTING = """
+import importlib.abc, os, signal, sys
+
+class SignalOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "kwspi.deploy.cli":  # where onnxruntime and sounddevice get imported
+            os.kill(os.getpid(), signal.Signals[sys.argv[1]])
+
+sys.meta_path.insert(0, SignalOnImport())
+from kwspi.cli import main
+main(sys.argv[2:], prog_name="kwspi")
+"""
+
+
+@pytest.mark.parametrize("sig, then", [("SIGHUP", "reloaded model"), ("SIGINT", "stop requested during start-up")])
+def test_a_signal_while_listen_imports_is_acted_on_once_listening(tmp_path_factory, sig, then):
+    wav = write_wav(tmp_path_factory.mktemp("short") / "s.wav", make_stream([("low", 0.5)], 2.0))
+    out = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_IMPORTING, sig, "listen", "--model",
+                          str(shared_centroid_model(tmp_path_factory)), "--input", str(wav)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert then in out.stderr and "Traceback" not in out.stderr and "Aborted" not in out.stderr, out.stderr
+
+
+def test_systemd_hears_ready_once_listening_and_stopping_at_the_end(tmp_path_factory, long_wav):
+    with NotifySocket() as sd:
+        run = Running(["listen", "--model", str(shared_centroid_model(tmp_path_factory)), "--input", str(long_wav),
+                       "--realtime"], env={"NOTIFY_SOCKET": sd.name})
+        try:
+            ready = sd.receive(timeout=20)
+            assert ready.startswith("READY=1\nSTATUS=listening to WAV file"), (ready, run.err)
+            assert _catches_sighup(run.proc.pid) and any("listening to" in line for line in run.err)
+            run.proc.send_signal(signal.SIGHUP)
+            assert run.wait_for("reloaded model", timeout=5), run.err
+            run.proc.send_signal(signal.SIGTERM)
+            assert run.finish() == 0, run.err
+            assert sd.receive(timeout=5) == "STOPPING=1"
+        finally:
+            run.kill()
+
+
 def test_a_hook_sleeping_10_s_does_not_hold_up_a_file(tmp_path, tmp_path_factory):
     # 12 detections; the hook takes the first and sleeps, 8 wait in its queue, 3 are dropped.
     wav = write_wav(tmp_path / "many.wav", make_stream([("low" if i % 2 else "high", 1.5 + 2.5 * i)
@@ -222,3 +283,14 @@ def test_reader_closing_stdout_stops_listening_quietly(tmp_path, tmp_path_factor
     assert [json.loads(line)["label"] for line in out.stdout.splitlines()] == ["high"]
     assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
     assert "stopped after 2.30 s of audio" in out.stderr, out.stderr  # at the second detection, not the end
+
+
+def test_stdout_that_fails_to_take_a_line_is_one_error_line_not_a_traceback(tmp_path, tmp_path_factory):
+    wav = write_wav(tmp_path / "two.wav", make_stream([("high", 0.7), ("low", 1.9)], 4.0))
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        out = subprocess.run(kwspi_command("listen", "--model", str(shared_centroid_model(tmp_path_factory)),
+                                           "--input", str(wav), "--json"),
+                             stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("Error: cannot write detections to stdout: "), out.stderr
+    assert "Traceback" not in out.stderr

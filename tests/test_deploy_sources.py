@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from deploy_fixtures import FakeSounddevice, make_stream, shared_centroid_model, write_wav
+from deploy_fixtures import STALL, FakeSounddevice, make_stream, shared_centroid_model, write_wav
 from kwspi.deploy import Detector
 from kwspi.deploy.mic import DeviceError, InputDevice, MicSource, resolve_device
 from kwspi.deploy.sources import Resampler, WavSource
@@ -101,6 +101,21 @@ def fake_mic(monkeypatch, **kwargs):
     return fake
 
 
+def _consume(source, stop, until):
+    """Reads ``source`` on a thread until ``until(blocks so far)``; returns the thread and the blocks."""
+    got = []
+
+    def run():
+        for out in source.blocks(stop):
+            got.append(out)
+            if until(got):
+                stop.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, got
+
+
 def test_mic_opens_at_16k_when_it_can_else_at_its_own_rate(monkeypatch):
     fake_mic(monkeypatch)
     assert MicSource().rate == 16000
@@ -118,19 +133,25 @@ def test_mic_opens_at_16k_when_it_can_else_at_its_own_rate(monkeypatch):
     assert got[0].dtype == np.float32 and 1400 <= sum(map(len, got)) <= 1600  # 2 x 50 ms at 16 kHz
 
 
-def test_mic_overflows_are_counted_and_a_failing_device_is_one_line(monkeypatch, caplog):
+def test_mic_overflows_are_counted_and_a_failing_device_is_found_again_by_its_name(monkeypatch, caplog):
     block = np.full((800, 1), 1000, dtype=np.int16)
-    fake_mic(monkeypatch, script=[(block, False), (block, True), (block, True), (block, False),
-                                  OSError("device unplugged")])
-    mic = MicSource()
-    got = []
-    with caplog.at_level(logging.WARNING, logger="kwspi.deploy.mic"):
-        with pytest.raises(DeviceError, match="USB PnP Sound Device.* failed: device unplugged"):
-            for out in mic.blocks(threading.Event()):
-                got.append(out)
-    assert len(got) == 4 and np.allclose(got[0], 1000 / 32768)  # every block before the failure arrives
+    fake = fake_mic(monkeypatch, script=[(block, False), (block, True), (block, True), (block, False),
+                                         OSError("device unplugged"), (block, False)],
+                    rescans=[[], [("HDA Intel PCH", 2), ("USB PnP Sound Device", 1)]])  # gone, then back as [1]
+    mic = MicSource("USB", retry_s=(0.01, 0.02))
+    with caplog.at_level(logging.INFO, logger="kwspi.deploy.mic"):
+        thread, got = _consume(mic, threading.Event(), until=lambda got: sum(len(b) > 0 for b in got) == 5)
+        thread.join(10)
+    assert not thread.is_alive()
+    assert all(np.allclose(b, 1000 / 32768) for b in got if len(b))  # every block before and after the failure
+    assert [s["device"] for s in fake.opened] == [0, 1]
     assert mic.overflows == 2
-    assert [r.getMessage() for r in caplog.records] == ["input overflow: audio was lost (1 overflows so far)"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "input overflow: audio was lost (1 overflows so far)",
+        "input device [0] USB PnP Sound Device (1 ch) failed: device unplugged: opening it again",
+        "no audio input device found (plug in a microphone; `kwspi devices` lists inputs); trying again in 0.01 s",
+        "listening to input device [1] USB PnP Sound Device (1 ch) again",
+    ]
 
 
 def test_busy_device_says_why_no_setting_was_accepted(monkeypatch):
@@ -224,3 +245,34 @@ def test_wav_errors_are_worded_as_read_wav_words_them(tmp_path):
             read_wav(tmp_path / name)
         assert str(ours.value) == str(theirs.value) and reason in str(ours.value), name
         assert "\n" not in str(ours.value)
+
+
+def test_a_stalled_device_is_opened_again(monkeypatch, caplog):
+    block = np.full((800, 1), 1000, dtype=np.int16)
+    fake = fake_mic(monkeypatch, script=[(block, False), STALL, (block, False)])
+    try:
+        with caplog.at_level(logging.WARNING, logger="kwspi.deploy.mic"):
+            thread, got = _consume(MicSource(no_audio_s=0.3), threading.Event(),
+                                   until=lambda got: len(fake.opened) == 2 and len(got[-1]))
+            thread.join(10)
+        assert not thread.is_alive()
+        assert [len(b) for b in got if len(b)] == [800, 800]  # before the stall, and from the reopened stream
+        assert "delivered no audio for 0.3 s: opening it again" in caplog.text
+        assert "did not close within" in caplog.text  # the stalled stream's stop() never returned
+    finally:
+        fake.unstall.set()
+
+
+def test_stop_ends_a_stalled_device_without_waiting_for_its_driver(monkeypatch):
+    fake = fake_mic(monkeypatch, script=[(np.zeros((800, 1), np.int16), False), STALL])
+    stop = threading.Event()
+    try:
+        thread, got = _consume(MicSource(), stop, until=lambda got: False)
+        deadline = time.monotonic() + 10
+        while not (fake.streams and fake.streams[0].stalled) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive() and len(fake.opened) == 1
+    finally:
+        fake.unstall.set()

@@ -29,6 +29,10 @@ def test_metadata_round_trip():
         ("kwspi.macs", "many", "malformed"),
         ("kwspi.features_hash", "0" * 16, "hash does not match"),
         ("kwspi.format_version", "99", "newer than this kwspi"),
+        ("kwspi.labels", json.dumps(["yes", "no", "yes", "_unknown_"]), "repeats 'yes'"),
+        ("kwspi.thresholds", json.dumps({"yes": 0}), r"thresholds must lie in \(0, 1\]"),
+        ("kwspi.thresholds", json.dumps({"default": 1.5}), r"thresholds must lie in \(0, 1\]"),
+        ("kwspi.thresholds", '{"yes": NaN}', r"thresholds must lie in \(0, 1\]"),
     ],
 )
 def test_malformed_metadata_is_a_one_line_model_error(key, value, match):

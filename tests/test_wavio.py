@@ -134,3 +134,51 @@ def test_lenient_reader_accepts_placeholder_sizes():
     y, rate = read_wav_bytes_lenient(bytes(raw))
     assert rate == 16000
     np.testing.assert_allclose(y * 32768, [1, 2, 3])
+
+
+def _streamed(path, declared: int, riff: int | None = None, rate: int = 16000):
+    """A WAV whose header sizes are what a tool writing to a pipe puts there (``arecord -t wav -``)."""
+    _write_pcm(path, struct.pack("<4h", 1, 2, 3, 4), rate=rate)
+    raw = bytearray(path.read_bytes())
+    raw[40:44] = struct.pack("<I", declared)
+    if riff is not None:
+        raw[4:8] = struct.pack("<I", riff)
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize("declared, riff", [(0xFFFFFFFF, None), (0x80000000, None), (0xFFFFFFFF, 0xFFFFFFFF),
+                                            (0x80000000, 0x80000024), (0x7FFFF000, 0x7FFFF024), (0, None)])
+def test_placeholder_sizes_of_streaming_tools_read_what_is_there(tmp_path, declared, riff):
+    y, rate = read_wav(_streamed(tmp_path / "s.wav", declared, riff))
+    assert rate == 16000
+    np.testing.assert_allclose(y * 32768, [1, 2, 3, 4])
+
+
+def test_sample_rate_0_is_one_clear_line(tmp_path):
+    path = _streamed(tmp_path / "z.wav", 8)
+    raw = bytearray(path.read_bytes())
+    raw[24:28] = struct.pack("<I", 0)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(WavError, match="sample rate of 0 Hz") as e:
+        read_wav(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+def test_atomic_write_syncs_the_file_and_its_folder(tmp_path, monkeypatch):
+    import stat
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)), real_fsync(fd)))
+    write_wav(tmp_path / "c.wav", np.zeros(10), 16000)
+    assert synced == [False, True]  # the data before the rename, the rename after it
+
+
+def test_atomic_write_removes_temp_files_left_by_dead_writers(tmp_path):
+    dead = [tmp_path / f".{name}.{2 ** 22 + 1}.0123abcd.tmp" for name in ("c.wav", "d.wav")]  # no such pid
+    alive = tmp_path / f".c.wav.{os.getpid()}.89abcdef.tmp"  # a write in progress
+    for path in dead + [alive]:
+        path.write_bytes(b"half")
+    write_wav(tmp_path / "c.wav", np.zeros(10), 16000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.wav", alive.name])
