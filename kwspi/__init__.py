@@ -14,6 +14,15 @@ listening runtime in :mod:`kwspi.deploy`.
 __version__ = "0.1.0"
 
 from kwspi.errors import KwspiError  # noqa: E402
-from kwspi.features import FeatureConfig, StreamingMfcc, mfcc  # noqa: E402
 
 __all__ = ["FeatureConfig", "KwspiError", "StreamingMfcc", "mfcc", "__version__"]
+
+
+def __getattr__(name):
+    # The front end loads scipy (a third of a second on a Pi) and is imported on first use,
+    # so `kwspi listen` can take SIGHUP and Ctrl-C before anything heavy is loaded.
+    if name in ("FeatureConfig", "StreamingMfcc", "mfcc"):
+        from kwspi import features
+
+        return getattr(features, name)
+    raise AttributeError(f"module 'kwspi' has no attribute {name!r}")

@@ -37,3 +37,11 @@ def test_probe_would_notice_torch():
         [sys.executable, "-c", PROBE.format(stmt="import torch")], capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout) == ["torch"]
+
+
+def test_the_command_line_starts_before_the_front_end_loads():
+    # kwspi listen installs its signal handlers in main(); everything imported before that
+    # is time in which a SIGHUP from systemd would kill it. scipy is the heavy part.
+    probe = "import sys, kwspi.cli; print('scipy' in sys.modules, 'kwspi.features' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
