@@ -95,12 +95,12 @@ def timed(fn, sink):
     return wrapper
 
 
-def measure_engine(model: LoadedModel, hop_ms: int, audio: np.ndarray) -> dict:
-    det = Detector(model, hop_ms=hop_ms)
+def measure_engine(model: LoadedModel, stride_ms: int, audio: np.ndarray) -> dict:
+    det = Detector(model, stride_ms=stride_ms)
     fe, inf, total, wall = [], [], [], []
     det.scorer.features = timed(det.scorer.features, fe)
     det.scorer.infer = timed(det.scorer.infer, inf)
-    hop = hop_ms * 16
+    hop = stride_ms * 16
     for pos in range(0, len(audio) - hop + 1, hop):
         n_inf = len(inf)
         w0, t0 = time.perf_counter_ns(), time.thread_time_ns()
@@ -113,15 +113,15 @@ def measure_engine(model: LoadedModel, hop_ms: int, audio: np.ndarray) -> dict:
     rest = np.asarray(total) - np.asarray(fe) - np.asarray(inf)
     return {"cpu_ms": {"total": stats_ms(total), "front_end": stats_ms(fe), "inference": stats_ms(inf),
                        "rest": stats_ms(rest)},
-            "wall_ms_total": stats_ms(wall), "hop_ms": hop_ms,
-            "p99_percent_of_hop": round(100 * float(np.percentile(total, 99)) / 1e6 / hop_ms, 2)}
+            "wall_ms_total": stats_ms(wall), "stride_ms": stride_ms,
+            "p99_percent_of_hop": round(100 * float(np.percentile(total, 99)) / 1e6 / stride_ms, 2)}
 
 
-def measure_floor(model: LoadedModel, hop_ms: int, audio: np.ndarray) -> dict:
+def measure_floor(model: LoadedModel, stride_ms: int, audio: np.ndarray) -> dict:
     cfg = model.features
     mf = StreamingMfcc(cfg)
     mf.push(audio[: cfg.clip_samples])
-    hop = hop_ms * 16
+    hop = stride_ms * 16
     fe = []
     for pos in range(cfg.clip_samples, len(audio) - hop + 1, hop):
         block = audio[pos:pos + hop].astype(np.float64)
@@ -155,11 +155,11 @@ def setup(description: str, seconds: float):
 def main():
     args, path, model, audio = setup(__doc__.splitlines()[0], 60.0)
     results = {}
-    for hop_ms in HOPS_MS:
-        engine = measure_engine(model, hop_ms, audio)
-        floor = measure_floor(model, hop_ms, audio)
+    for stride_ms in HOPS_MS:
+        engine = measure_engine(model, stride_ms, audio)
+        floor = measure_floor(model, stride_ms, audio)
         floor_p50 = floor["front_end"]["p50"] + floor["inference"]["p50"]
-        results[f"hop_{hop_ms}ms"] = {"engine": engine, "floor": floor, "floor_p50_ms": round(floor_p50, 4),
+        results[f"stride_{stride_ms}ms"] = {"engine": engine, "floor": floor, "floor_p50_ms": round(floor_p50, 4),
                                       "engine_vs_floor": round(engine["cpu_ms"]["total"]["p50"] / floor_p50, 3)}
     info = model.info
     print(json.dumps({

@@ -38,9 +38,9 @@ HOPS_MS = (20, 100)
 def main():
     _, path, model, audio = setup(__doc__.splitlines()[0], 30.0)
     x86 = {}
-    for hop_ms in HOPS_MS:
-        engine = measure_engine(model, hop_ms, audio)["cpu_ms"]["total"]
-        x86[hop_ms] = {"p50": engine["p50"], "p99": engine["p99"]}
+    for stride_ms in HOPS_MS:
+        engine = measure_engine(model, stride_ms, audio)["cpu_ms"]["total"]
+        x86[stride_ms] = {"p50": engine["p50"], "p99": engine["p99"]}
     inference_ms = measure_floor(model, 100, audio)["inference"]["p50"]
     macs = model.info.macs
     boards = {}
@@ -50,7 +50,7 @@ def main():
             "inference_ms": [round(inference_ms * low, 2), round(inference_ms * high, 2)],
             "gmac_per_s_needed": [round(macs / (inference_ms * high) / 1e6, 3),
                                   round(macs / (inference_ms * low) / 1e6, 3)],
-            **{f"hop_{h}ms": {"p50_ms": [round(x["p50"] * low, 2), round(x["p50"] * high, 2)],
+            **{f"stride_{h}ms": {"p50_ms": [round(x["p50"] * low, 2), round(x["p50"] * high, 2)],
                               "p99_ms": [round(x["p99"] * low, 2), round(x["p99"] * high, 2)],
                               "percent_of_one_core_p50": [round(100 * x["p50"] * low / h, 1),
                                                           round(100 * x["p50"] * high / h, 1)],
@@ -63,7 +63,7 @@ def main():
         "model": {"path": str(path), "macs": macs},
         "x86_measured": {"inference_ms_p50": inference_ms,
                          "gmac_per_s": round(macs / inference_ms / 1e6, 2),
-                         **{f"hop_{h}ms_cpu_ms": x for h, x in x86.items()}},
+                         **{f"stride_{h}ms_cpu_ms": x for h, x in x86.items()}},
         "pi_estimate": boards,
         "machine": machine(),
     }, indent=2))

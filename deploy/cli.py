@@ -1,4 +1,6 @@
-"""``kwspi listen`` and ``kwspi devices``: thin commands over :mod:`kwspi.deploy`.
+"""The listening side's commands, thin over :mod:`kwspi.deploy`: ``listen`` and ``devices``,
+and, over :mod:`kwspi.deploy.evaluation`, ``eval-stream`` and ``calibrate``. Torch-free, so
+all four run on a Pi.
 
 Every option of ``listen`` can also come from an environment variable (``KWSPI_MODEL``,
 ``KWSPI_DEVICE``, ...), which is how the systemd unit passes its configuration: values with
@@ -7,6 +9,7 @@ spaces, such as device names, survive intact that way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +24,8 @@ from click.core import ParameterSource
 from kwspi.cli import early_signals
 from kwspi.errors import KwspiError
 from kwspi.modelinfo import resolve_model
-from kwspi.options import parse_thresholds
+from kwspi.options import (json_option, model_option, parse_thresholds, progress_bar, stride_option,
+                           threshold_option)
 
 from kwspi.deploy.decision import Detection
 from kwspi.deploy.engine import Detector
@@ -29,6 +33,9 @@ from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.hookproc import ProcessHook
 from kwspi.deploy.hooks import HookSet, ShellHook, load_hook
 from kwspi.deploy.service import Listener, signal_handlers
+from kwspi.deploy.evaluation.report import text_report
+from kwspi.deploy.evaluation.stream import SWEEP_THRESHOLDS, TARGET_FA_PER_HOUR, evaluate_stream
+from kwspi.deploy.evaluation.truth import read_truth
 from kwspi.deploy.sources import WavSource
 
 log = logging.getLogger(__name__)
@@ -86,17 +93,13 @@ class HookSpecs(click.ParamType):
 
 
 @click.command(short_help="Listen for keywords in a microphone or a WAV file.")
-@click.option("--model", "-m", type=click.Path(dir_okay=True, path_type=Path), envvar="KWSPI_MODEL",
-              show_envvar=True, help="kwspi ONNX model (default: the model bundled with kwspi).")
+@model_option(envvar="KWSPI_MODEL", show_envvar=True)
 @click.option("--input", "-i", "input_path", type=click.Path(path_type=Path),
               help="Read this WAV file (any rate, mono or stereo) instead of a microphone; exits at its end.")
 @click.option("--device", "-d", envvar="KWSPI_DEVICE", show_envvar=True,
               help="Microphone: index or part of the name, as `kwspi devices` lists them (default input if omitted).")
-@click.option("--threshold", "-t", "thresholds", multiple=True, envvar="KWSPI_THRESHOLD", show_envvar=True,
-              metavar="T|LABEL=T", help="Detection threshold for all keywords, or for one (repeatable; "
-              "default: the model's own).")
-@click.option("--hop-ms", type=click.IntRange(min=1), default=100, show_default=True, envvar="KWSPI_HOP_MS",
-              show_envvar=True, help="Milliseconds between two model windows (20 to 1000).")
+@threshold_option(envvar="KWSPI_THRESHOLD", show_envvar=True)
+@stride_option(envvar="KWSPI_STRIDE_MS", show_envvar=True)
 @click.option("--hook", "hook_specs", multiple=True, type=HookSpecs(), envvar="KWSPI_HOOK", show_envvar=True,
               metavar="MODULE:FUNC|FILE.py:FUNC", help="Python function called with each Detection (repeatable; "
               "in KWSPI_HOOK separated by spaces, and a path may contain spaces).")
@@ -105,12 +108,11 @@ class HookSpecs(click.ParamType):
               "never slows the audio (see the README for the cost).")
 @click.option("--exec", "command", envvar="KWSPI_EXEC", show_envvar=True, metavar="COMMAND",
               help="Shell command run per detection, with KWSPI_LABEL, KWSPI_SCORE, KWSPI_TIME set.")
-@click.option("--json", "as_json", is_flag=True, envvar="KWSPI_JSON", show_envvar=True,
-              help="Print one JSON object per detection on stdout.")
+@json_option("Print one JSON object per detection on stdout.", envvar="KWSPI_JSON", show_envvar=True)
 @click.option("--realtime", is_flag=True, help="With --input: feed the file at the speed of real audio.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, envvar="KWSPI_THREADS",
               show_envvar=True, help="onnxruntime intra-op threads.")
-def listen(model, input_path, device, thresholds, hop_ms, hook_specs, hook_process, command, as_json, realtime,
+def listen(model, input_path, device, thresholds, stride_ms, hook_specs, hook_process, command, as_json, realtime,
            threads):
     """Listen to a microphone or a WAV file and report keywords.
 
@@ -133,7 +135,7 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, hook_proce
         raise click.UsageError("--realtime applies only to --input")
     overrides = parse_thresholds(thresholds)
     path = resolve_model(model)
-    detector = Detector(LoadedModel.load(path, threads), thresholds=overrides, hop_ms=hop_ms, threads=threads)
+    detector = Detector(LoadedModel.load(path, threads), thresholds=overrides, stride_ms=stride_ms, threads=threads)
     source = _source(input_path, device, realtime)
     band = detector.model.features.high_hz
     if source.rate / 2 < band:  # upsampling cannot bring back what the recording never had
@@ -154,7 +156,7 @@ def listen(model, input_path, device, thresholds, hop_ms, hook_specs, hook_proce
         hooks(d)
 
     listener = Listener(source, detector, lambda: LoadedModel.load(path, threads), on_detection)
-    log.info("model %s, hop %d ms, thresholds %s", path, hop_ms,
+    log.info("model %s, stride %d ms, thresholds %s", path, stride_ms,
              ", ".join(f"{k}={v:g}" for k, v in detector.thresholds.items()))
     try:
         with signal_handlers(listener):
@@ -197,3 +199,120 @@ def devices():
     for d in found:
         mark = "*" if d.is_default else " "
         click.echo(f"{mark} {d.index:>5}  {d.channels:>8}  {d.default_rate:>7.0f}  {d.name}")
+
+
+@click.command("eval-stream", short_help="Recall, false alarms per hour and latency of a model on a long WAV.")
+@model_option
+@click.option("--input", "-i", "input_path", required=True, type=click.Path(path_type=Path),
+              help="The stream: a PCM WAV file (any rate, mono or stereo), as `kwspi listen --input` takes.")
+@click.option("--truth", "truth_csv", required=True, type=click.Path(path_type=Path),
+              help="What was said: CSV label,start_s,end_s, one row per word (as `kwspi synth-stream` writes).")
+@threshold_option()
+@stride_option()
+@click.option("--sweep-thresholds", "do_sweep", is_flag=True,
+              help=f"Also score every keyword at thresholds {', '.join(f'{t:g}' for t in SWEEP_THRESHOLDS)} "
+                   "(one pass of the network, decisions replayed per threshold).")
+@click.option("--target-fa-per-hour", type=click.FloatRange(min=0), default=TARGET_FA_PER_HOUR, show_default=True,
+              help="The sweep reports the lowest threshold with at most this many false alarms per hour.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Draw the sweep to this PNG (implies --sweep-thresholds; needs matplotlib).")
+@json_option()
+def eval_stream(model, input_path, truth_csv, thresholds, stride_ms, do_sweep, target_fa_per_hour, plot_path, as_json):
+    """Run the listening engine over a long WAV and score it against what was said.
+
+    The same front end, smoothing, thresholds and refractory as `kwspi listen`
+    (the same code), then: recall per keyword; false alarms (a detection of a
+    word not said there, or a second one of a word) and false alarms per hour;
+    latency, the detection time minus the end of the word, median and 95th
+    percentile. A detection counts for a word from 0.1 s before it starts to
+    1.1 s after it ends. JSON keys: recall, false_alarms, fa_per_hour, hours,
+    latency_median_s, latency_p95_s, per_keyword, false_alarm_sources, sweep.
+
+    \b
+    Example:
+      kwspi synth-stream s.wav --seconds 600 --voices en-029,en-gb-scotland
+      kwspi eval-stream --input s.wav --truth s.csv
+      kwspi eval-stream --input s.wav --truth s.csv --sweep-thresholds --plot curve.png --json
+    """
+    # Every file is checked before the long pass: a bad truth CSV, model or WAV is one line.
+    truth = read_truth(truth_csv)
+    loaded = LoadedModel.load(resolve_model(model))
+    source = WavSource(input_path)
+    grid = SWEEP_THRESHOLDS if (do_sweep or plot_path) else None
+    with _listening_bar(source, not as_json and sys.stderr.isatty()) as advance:
+        result = evaluate_stream(loaded, source, truth, parse_thresholds(thresholds), stride_ms, grid,
+                                 target_fa_per_hour, progress=advance)
+    if plot_path is not None:
+        from kwspi.deploy.evaluation.plot import plot_sweep
+
+        plot_sweep(result["sweep"], plot_path, f"{Path(result['input']).name}, {Path(result['model']).name}")
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for line in text_report(result):
+        click.echo(line)
+    if plot_path is not None:
+        click.echo(f"curve drawn to {plot_path}")
+
+
+@click.command(short_help="Per-keyword thresholds from recordings without keywords, into a new model file.")
+@model_option
+@click.option("--negatives", "-n", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A WAV of the room and talk with no keyword in it (repeatable); every detection there is a "
+                   "false alarm.")
+@click.option("--positives", "-p", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A WAV with keywords and its truth CSV beside it (same name, .csv), to report the recall the "
+                   "thresholds keep (repeatable).")
+@click.option("--target-fa-per-hour", type=click.FloatRange(min=0), default=TARGET_FA_PER_HOUR, show_default=True,
+              help="False alarms per hour allowed over all keywords together.")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The calibrated model (a new file; the model given is left as it is).")
+@stride_option()
+@json_option()
+def calibrate(model, negatives, positives, target_fa_per_hour, out, stride_ms, as_json):
+    """Choose each keyword's threshold on recordings of where the model will listen.
+
+    Listens to the negatives once, then gives every keyword the lowest threshold
+    at which its false alarms stay within its share of --target-fa-per-hour (the
+    same decisions as `kwspi listen`), and writes the model with those thresholds
+    and the figures in its metadata to --out (`kwspi info` shows them). An hour
+    or more of negatives gives a rate worth trusting.
+
+    \b
+    Example:
+      kwspi synth-stream talk.wav --seconds 3600 --negative
+      kwspi calibrate --negatives talk.wav --out calibrated.onnx
+      kwspi listen --model calibrated.onnx
+    """
+    from kwspi.deploy.evaluation.calibrate import calibrate as choose, write_calibrated
+
+    loaded = LoadedModel.load(resolve_model(model))
+    sources = [WavSource(p) for p in negatives]  # every file checked before the long pass
+    labelled = [(p, read_truth(p.with_suffix(".csv"))) for p in positives]
+    seconds = sum(s.frames / s.rate for s in sources) + sum(WavSource(p).frames / WavSource(p).rate for p in positives)
+    with _listening_bar(seconds, not as_json and sys.stderr.isatty()) as advance:
+        result = choose(loaded, negatives, target_fa_per_hour, labelled, stride_ms, progress=advance)
+    write_calibrated(loaded, result, out, negatives, positives)
+    if as_json:
+        click.echo(json.dumps({"model": str(out), **result.as_metric(negatives, positives)}))
+        return
+    click.echo(f"{out}: " + ", ".join(f"{k}={v:g}" for k, v in result.thresholds.items()))
+    click.echo(f"false alarms {result.fa_per_hour:g} per hour over {result.negative_hours * 60:.1f} min of negatives "
+               f"(target {result.target_fa_per_hour:g})")
+    if result.recall is not None:
+        click.echo(f"recall {result.recall:.3f} over {result.positive_keywords} keywords said")
+    if result.unmet:
+        click.echo(f"no threshold up to {max(result.thresholds.values()):g} holds the target for "
+                   f"{', '.join(result.unmet)}: record more varied negatives or retrain", err=True)
+
+
+@contextlib.contextmanager
+def _listening_bar(audio, shown: bool):
+    """A callback taking seconds of audio done, drawing a bar on stderr when ``shown``;
+    ``audio`` is a WavSource or a number of seconds."""
+    if not shown:
+        yield None
+        return
+    seconds = audio.frames / audio.rate if isinstance(audio, WavSource) else audio
+    with progress_bar("listening", int(seconds * 1000)) as advance:
+        yield lambda done: advance(int(round(done * 1000)))

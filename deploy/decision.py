@@ -1,12 +1,12 @@
 """Turning a stream of posteriors into detections: smoothing, thresholds, refractory.
 
 Pure logic, no audio and no model: :class:`DecisionLogic` is fed one posterior vector per
-model window (every hop) and answers with at most one :class:`Detection`. The rules follow
+model window (every stride) and answers with at most one :class:`Detection`. The rules follow
 the runtimes surveyed in ``research/anchors.md`` (section 8):
 
 - **smoothing**: the score of a label is the mean of its posteriors over the last
-  ``smoothing_s`` seconds of windows (time-based, so a hop of 20 ms averages 15 windows
-  where a hop of 100 ms averages 3);
+  ``smoothing_s`` seconds of windows (time-based, so a stride of 20 ms averages 15 windows
+  where a stride of 100 ms averages 3);
 - **threshold**: a keyword fires when its smoothed score reaches its own threshold;
 - **refractory**: after firing, a keyword re-arms only once its smoothed score has fallen
   below its threshold *and* at least ``refractory_s`` seconds have passed, so one spoken word
@@ -91,9 +91,9 @@ class DecisionConfig:
         if not (math.isfinite(self.refractory_s) and self.refractory_s >= 0):
             raise ValueError(f"refractory_s must be >= 0 seconds, got {self.refractory_s}")
 
-    def smoothing_windows(self, hop_s: float) -> int:
-        """Number of windows averaged at a hop of ``hop_s`` seconds."""
-        return max(1, round(self.smoothing_s / hop_s))
+    def smoothing_windows(self, stride_s: float) -> int:
+        """Number of windows averaged at a stride of ``stride_s`` seconds."""
+        return max(1, round(self.smoothing_s / stride_s))
 
 
 def is_keyword(label: str) -> bool:
@@ -153,13 +153,13 @@ class DecisionLogic:
         The model's labels in index order (the posterior vector's order).
     thresholds:
         Threshold per keyword (see :func:`resolve_thresholds`); labels missing here never fire.
-    hop_s:
+    stride_s:
         Time between two windows in seconds.
     config:
         Smoothing length and refractory time.
     """
 
-    def __init__(self, labels, thresholds: Mapping[str, float], hop_s: float,
+    def __init__(self, labels, thresholds: Mapping[str, float], stride_s: float,
                  config: DecisionConfig = DecisionConfig()):
         self.labels = tuple(labels)
         self.config = config
@@ -167,7 +167,7 @@ class DecisionLogic:
             [i for i, label in enumerate(self.labels) if label in thresholds and is_keyword(label)], dtype=np.intp
         )
         self._threshold = np.array([thresholds[self.labels[i]] for i in self._index], dtype=np.float64)
-        self._history: deque[np.ndarray] = deque(maxlen=config.smoothing_windows(hop_s))
+        self._history: deque[np.ndarray] = deque(maxlen=config.smoothing_windows(stride_s))
         self.reset()
 
     @property

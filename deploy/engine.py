@@ -1,6 +1,6 @@
-"""The streaming engine: 16 kHz samples in, posteriors every hop, detections out.
+"""The streaming engine: 16 kHz samples in, posteriors every stride, detections out.
 
-Every hop (``hop_ms``, default 100 ms) the new samples go through the streaming front end
+Every stride (``stride_ms``, default 100 ms) the new samples go through the streaming front end
 (:class:`~kwspi.features.StreamingMfcc`: only the new frames are computed), the frames
 enter a ring holding the model's window (the last ``n_frames`` frames, one second), and the
 int8 ONNX model scores that window once. :class:`StreamScorer` does this much and yields
@@ -13,7 +13,7 @@ int8 ONNX model scores that window once. :class:`StreamScorer` does this much an
         for d in detector.process(block):
             print(d.label, d.score, d.time)
 
-Because audio is regrouped into whole hops before anything else sees it, the results do not
+Because audio is regrouped into whole strides before anything else sees it, the results do not
 depend on how the input is chunked.
 """
 
@@ -29,10 +29,14 @@ from kwspi.features import FeatureConfig, StreamingMfcc, as_float
 
 from kwspi.deploy.decision import DecisionConfig, DecisionLogic, Detection, is_keyword, resolve_thresholds
 from kwspi.deploy.model import LoadedModel
-from kwspi.deploy.ringbuffer import FrameRing, HopBuffer
+from kwspi.deploy.ringbuffer import FrameRing, StrideBuffer
 
-class HopError(KwspiError):
-    """A hop length the model's front end cannot step by."""
+#: Milliseconds between two model windows unless told otherwise: ten decisions a second.
+DEFAULT_STRIDE_MS = 100
+
+
+class StrideError(KwspiError):
+    """A stride length the model's front end cannot step by."""
 
 
 @dataclass(frozen=True)
@@ -51,41 +55,41 @@ class Window:
     posteriors: np.ndarray
 
 
-def hop_samples(hop_ms: int, cfg: FeatureConfig) -> int:
-    """``hop_ms`` in samples; at least one front-end frame step and at most one window."""
-    if not cfg.hop_ms <= hop_ms <= cfg.clip_ms or (hop_ms * cfg.sample_rate) % 1000:
-        raise HopError(
-            f"hop of {hop_ms} ms: must lie between the model's frame step ({cfg.hop_ms} ms) "
+def stride_samples(stride_ms: int, cfg: FeatureConfig) -> int:
+    """``stride_ms`` in samples; at least one front-end frame step and at most one window."""
+    if not cfg.hop_ms <= stride_ms <= cfg.clip_ms or (stride_ms * cfg.sample_rate) % 1000:
+        raise StrideError(
+            f"stride of {stride_ms} ms: must lie between the model's frame step ({cfg.hop_ms} ms) "
             f"and its window ({cfg.clip_ms} ms)"
         )
-    return hop_ms * cfg.sample_rate // 1000
+    return stride_ms * cfg.sample_rate // 1000
 
 
 class StreamScorer:
-    """Samples in, one :class:`Window` per hop out (once the first window is full).
+    """Samples in, one :class:`Window` per stride out (once the first window is full).
 
     Parameters
     ----------
     model:
         The loaded model.
-    hop_ms:
+    stride_ms:
         Milliseconds between two windows, from the front end's frame step (20 ms) to its
-        window (1 s). A window ends at the last whole frame, so with a hop that is not a
+        window (1 s). A window ends at the last whole frame, so with a stride that is not a
         multiple of the frame step the windows are spaced unevenly (40, 60, 40 ms ... at
         50 ms) and their times stay exact.
     """
 
-    def __init__(self, model: LoadedModel, hop_ms: int = 100):
-        self.hop_ms = hop_ms
-        self.samples_seen = 0  # samples consumed in whole hops since the stream started
-        self._hops = None
-        self._use(model, hop_samples(hop_ms, model.features))
+    def __init__(self, model: LoadedModel, stride_ms: int = DEFAULT_STRIDE_MS):
+        self.stride_ms = stride_ms
+        self.samples_seen = 0  # samples consumed in whole strides since the stream started
+        self._strides = None
+        self._use(model, stride_samples(stride_ms, model.features))
 
-    def _use(self, model: LoadedModel, hop: int) -> None:
+    def _use(self, model: LoadedModel, stride: int) -> None:
         cfg = model.features
         self.model = model
-        if self._hops is None or self._hops.hop != hop:
-            self._hops = HopBuffer(hop)  # a partial hop held by an old buffer is dropped
+        if self._strides is None or self._strides.stride != stride:
+            self._strides = StrideBuffer(stride)  # a partial stride held by an old buffer is dropped
         self._mfcc = StreamingMfcc(cfg)
         self._ring = FrameRing(cfg.n_mfcc, cfg.n_frames)
         self._scored = 0  # ring count at the last inference
@@ -93,26 +97,26 @@ class StreamScorer:
 
     @property
     def time(self) -> float:
-        """Seconds of audio consumed, in whole hops."""
+        """Seconds of audio consumed, in whole strides."""
         return self.samples_seen / self.model.features.sample_rate
 
     def reset(self) -> None:
         """Start a new stream: time 0, empty window (the next window comes after warm-up)."""
         self.samples_seen = 0
-        self._hops.reset()
-        self._use(self.model, self._hops.hop)
+        self._strides.reset()
+        self._use(self.model, self._strides.stride)
 
     def replace_model(self, model: LoadedModel) -> None:
-        """Score with ``model`` from the next hop on, keeping the stream clock.
+        """Score with ``model`` from the next stride on, keeping the stream clock.
 
         With the same front end the feature window carries over, so there is no gap; with
         another front end the window is refilled first (one window of warm-up).
         """
-        hop = hop_samples(self.hop_ms, model.features)
+        stride = stride_samples(self.stride_ms, model.features)
         if model.features == self.model.features:
             self.model = model
         else:
-            self._use(model, hop)
+            self._use(model, stride)
 
     def push(self, samples) -> list[Window]:
         """Add 16 kHz mono samples (int16, or float in [-1, 1)), shape ``[n]`` or ``[n, 1]``;
@@ -121,20 +125,20 @@ class StreamScorer:
         if x.ndim == 2 and x.shape[1] == 1:
             x = x[:, 0]  # sounddevice's layout for one channel
         out = []
-        for block in self._hops.split(as_float(x)):
+        for block in self._strides.split(as_float(x)):
             window = self.step(block)
             if window is not None:
                 out.append(window)
         return out
 
     def step(self, block: np.ndarray) -> Window | None:
-        """Advance by exactly one hop of samples; a window if the ring is full and has new frames."""
+        """Advance by exactly one stride of samples; a window if the ring is full and has new frames."""
         self._ring.extend(self.features(block))
         self.samples_seen += len(block)
         if not self._ring.full or self._ring.count == self._scored:
             return None
         self._scored = self._ring.count
-        self._ring.window(self.model.window_buffer)  # straight into the model's input: one copy per hop
+        self._ring.window(self.model.window_buffer)  # straight into the model's input: one copy per stride
         return Window(self._window_end(), self.infer())
 
     def features(self, block: np.ndarray) -> np.ndarray:
@@ -161,7 +165,7 @@ class Detector:
     thresholds:
         ``None`` (the model's recommended thresholds), one float for every keyword, or a
         mapping ``{label: threshold}`` (key ``"default"`` for keywords not named).
-    hop_ms:
+    stride_ms:
         Milliseconds between two model windows, from the frame step (20 ms) to 1000.
     smoothing_s, refractory_s:
         Moving-average length and minimum re-fire interval in seconds
@@ -171,24 +175,24 @@ class Detector:
 
     Raises
     ------
-    ModelFormatError, ThresholdError, HopError
-        One-line errors for a bad model file, threshold or hop.
+    ModelFormatError, ThresholdError, StrideError
+        One-line errors for a bad model file, threshold or stride.
     """
 
-    def __init__(self, model, thresholds=None, hop_ms: int = 100, smoothing_s: float = 0.3,
+    def __init__(self, model, thresholds=None, stride_ms: int = DEFAULT_STRIDE_MS, smoothing_s: float = 0.3,
                  refractory_s: float = 1.0, threads: int = 1):
         loaded = model if isinstance(model, LoadedModel) else LoadedModel.load(model, threads)
         self._threads = threads
         self._overrides = thresholds
         self._decision = DecisionConfig(smoothing_s, refractory_s)
-        self.scorer = StreamScorer(loaded, hop_ms)
+        self.scorer = StreamScorer(loaded, stride_ms)
         self._logic = self._make_logic(loaded)
 
     def _make_logic(self, model: LoadedModel) -> DecisionLogic:
         info = model.info
         defaults = {label: info.threshold(label) for label in info.labels if is_keyword(label)}
         thresholds = resolve_thresholds(info.labels, defaults, self._overrides)
-        return DecisionLogic(info.labels, thresholds, self.scorer.hop_ms / 1000, self._decision)
+        return DecisionLogic(info.labels, thresholds, self.scorer.stride_ms / 1000, self._decision)
 
     @property
     def model(self) -> LoadedModel:
@@ -201,7 +205,7 @@ class Detector:
 
     @property
     def time(self) -> float:
-        """Seconds of audio processed (in whole hops) since the stream started."""
+        """Seconds of audio processed (in whole strides) since the stream started."""
         return self.scorer.time
 
     def process(self, samples) -> list[Detection]:
@@ -239,7 +243,7 @@ class Detector:
         swap (a word the old model may have reported) fires only after it has dropped.
         """
         loaded = model if isinstance(model, LoadedModel) else LoadedModel.load(model, self._threads)
-        hop_samples(self.scorer.hop_ms, loaded.features)
+        stride_samples(self.scorer.stride_ms, loaded.features)
         logic = self._make_logic(loaded)
         logic.reset(armed=False)  # a word the old model already reported must not fire again
         self.scorer.replace_model(loaded)

@@ -1,11 +1,11 @@
 """Buffers between the audio source and the model.
 
-- :class:`HopBuffer` cuts audio arriving in chunks of any size into blocks of exactly one
-  hop. Everything downstream sees the same blocks whatever the chunking was, which is
+- :class:`StrideBuffer` cuts audio arriving in chunks of any size into blocks of exactly one
+  stride. Everything downstream sees the same blocks whatever the chunking was, which is
   what makes detections independent of how the input is chunked (bit for bit: the front
   end even computes on identical arrays).
 - :class:`FrameRing` keeps the last ``capacity`` feature frames, the model's window, without
-  moving them on every hop.
+  moving them on every stride.
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ from __future__ import annotations
 import numpy as np
 
 
-class HopBuffer:
-    """Regroups a stream of samples into blocks of ``hop`` samples.
+class StrideBuffer:
+    """Regroups a stream of samples into blocks of ``stride`` samples.
 
     Parameters
     ----------
-    hop:
+    stride:
         Block length in samples.
     """
 
-    def __init__(self, hop: int):
-        if hop <= 0:
-            raise ValueError(f"hop must be a positive number of samples, got {hop}")
-        self.hop = hop
-        self._buf = np.zeros(hop, dtype=np.float64)
+    def __init__(self, stride: int):
+        if stride <= 0:
+            raise ValueError(f"stride must be a positive number of samples, got {stride}")
+        self.stride = stride
+        self._buf = np.zeros(stride, dtype=np.float64)
         self._fill = 0
 
     @property
@@ -41,24 +41,24 @@ class HopBuffer:
         """Add ``samples`` (1-D float) and return the blocks they complete, oldest first.
 
         The returned blocks are new arrays or read-only views of ``samples``; the remainder
-        (fewer than ``hop`` samples) is kept for the next call.
+        (fewer than ``stride`` samples) is kept for the next call.
         """
         x = np.asarray(samples, dtype=np.float64)
         blocks, pos = [], 0
         if self._fill:
-            pos = min(self.hop - self._fill, len(x))
+            pos = min(self.stride - self._fill, len(x))
             self._buf[self._fill:self._fill + pos] = x[:pos]
             self._fill += pos
-            if self._fill < self.hop:
+            if self._fill < self.stride:
                 return blocks
             blocks.append(self._buf.copy())
             self._fill = 0
-        n_full = (len(x) - pos) // self.hop
+        n_full = (len(x) - pos) // self.stride
         for i in range(n_full):
-            block = x[pos + i * self.hop: pos + (i + 1) * self.hop]
+            block = x[pos + i * self.stride: pos + (i + 1) * self.stride]
             block.flags.writeable = False
             blocks.append(block)
-        pos += n_full * self.hop
+        pos += n_full * self.stride
         rest = len(x) - pos
         self._buf[:rest] = x[pos:]
         self._fill = rest
@@ -110,7 +110,7 @@ class FrameRing:
         """The stored frames in time order, shape ``[rows, capacity]`` (float32).
 
         Before the ring is full the oldest columns are zeros. ``out`` is filled and
-        returned when given, which saves an allocation per hop.
+        returned when given, which saves an allocation per stride.
         """
         if out is None:
             out = np.empty_like(self._buf)

@@ -38,8 +38,10 @@ LAZY_COMMANDS = {
     "demo": ("kwspi.train.cli:demo", "Spot keywords in a synthesized stream and compare with what was said."),
     "listen": ("kwspi.deploy.cli:listen", "Listen for keywords in a microphone or a WAV file."),
     "devices": ("kwspi.deploy.cli:devices", "List the audio input devices kwspi can listen to."),
-    "eval-stream": ("kwspi.deploy.eval_cli:eval_stream",
+    "eval-stream": ("kwspi.deploy.cli:eval_stream",
                     "Recall, false alarms per hour and latency of a model on a long WAV."),
+    "calibrate": ("kwspi.deploy.cli:calibrate",
+                  "Per-keyword thresholds from recordings without keywords, into a new model file."),
 }
 
 #: Signals ``kwspi listen`` received before its own handlers were in place; it acts on them

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -36,7 +37,8 @@ def model_option(command=None, **extra):
     """``--model/-m``: a kwspi ONNX model, the bundled one when not given (``@model_option``,
     or ``@model_option(help=..., envvar=...)`` to change what it says)."""
     kw = {"help": "kwspi ONNX model. [default: the model bundled with kwspi]", **extra}
-    decorator = click.option("--model", "-m", type=click.Path(dir_okay=False, path_type=Path), default=None, **kw)
+    # Any path: a folder or a wrong file is the model loader's one-line error, not a usage message.
+    decorator = click.option("--model", "-m", type=click.Path(path_type=Path), default=None, **kw)
     return decorator(command) if command is not None else decorator
 
 
@@ -55,6 +57,31 @@ def threshold_option(**extra):
     return click.option("--threshold", "-t", "thresholds", multiple=True, metavar="T|LABEL=T",
                         help="Detection threshold for all keywords, or for one (repeatable; default: the model's "
                              "own).", **extra)
+
+
+def stride_option(**extra):
+    """``--stride-ms``: milliseconds between two model windows (the 1 s window slides by
+    this much). Its old name ``--hop-ms`` still works, with a warning: a "hop" is also the
+    front end's 20 ms frame step, and one name should not mean two things."""
+    from kwspi.deploy.engine import DEFAULT_STRIDE_MS
+
+    old_env = {"envvar": "KWSPI_HOP_MS"} if "envvar" in extra else {}
+
+    def decorate(command):
+        @functools.wraps(command)
+        def run(*args, stride_ms, hop_ms_deprecated, **kwargs):
+            if hop_ms_deprecated is not None:
+                log.warning("--hop-ms (KWSPI_HOP_MS) is deprecated: use --stride-ms (KWSPI_STRIDE_MS)")
+                stride_ms = hop_ms_deprecated
+            return command(*args, stride_ms=stride_ms, **kwargs)
+
+        run = click.option("--hop-ms", "hop_ms_deprecated", type=click.IntRange(min=1), default=None, hidden=True,
+                           **old_env)(run)
+        return click.option("--stride-ms", "stride_ms", type=click.IntRange(min=1), default=DEFAULT_STRIDE_MS,
+                            show_default=True, help="Milliseconds between two model windows (20 to 1000).",
+                            **extra)(run)
+
+    return decorate
 
 
 def parse_thresholds(values) -> dict[str, float] | None:

@@ -88,3 +88,21 @@ def test_calibrated_thresholds_hold_the_target_on_the_negatives(tmp_path_factory
     assert run.detections == ()
     assert replay(low.trace, again, cal.thresholds) == []
     assert out.read_bytes() != model.path.read_bytes() and model.info.thresholds != cal.thresholds
+
+
+def test_calibrate_command_writes_the_model_that_info_describes(tmp_path_factory, tmp_path):
+    from click.testing import CliRunner
+
+    from kwspi.cli import main
+
+    model = shared_centroid_model(tmp_path_factory)
+    neg = negative_stream(tmp_path / "neg.wav", seconds=30.0)
+    out = tmp_path / "mine.onnx"
+    result = CliRunner().invoke(main, ["calibrate", "--model", str(model), "--negatives", str(neg),
+                                       "--target-fa-per-hour", "0", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    reported = json.loads(result.stdout)
+    info = json.loads(CliRunner().invoke(main, ["info", str(out), "--json"]).stdout)
+    assert info["thresholds"] == reported["thresholds"] and info["metrics"]["calibration"]["fa_per_hour"] == 0.0
+    missing = CliRunner().invoke(main, ["calibrate", "--negatives", str(tmp_path / "nope.wav"), "--out", str(out)])
+    assert missing.exit_code == 2 and "nope.wav" in missing.output

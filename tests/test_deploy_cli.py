@@ -122,7 +122,8 @@ def test_bad_wav_is_a_one_line_error(model, tmp_path, content, reason):
 def test_option_errors(model, wav, tmp_path):
     assert_one_line_error(invoke("--model", model, "--input", wav, "--threshold", "yes=0.5"),
                           "unknown label 'yes'", "keywords are: low, high")
-    assert_one_line_error(invoke("--model", model, "--input", wav, "--hop-ms", "10"), "between the model's frame step")
+    assert_one_line_error(invoke("--model", model, "--input", wav, "--stride-ms", "10"),
+                          "between the model's frame step")
     assert_one_line_error(invoke("--model", model, "--input", wav, "--hook", "no_such_module_xyz:f"),
                           "cannot import no_such_module_xyz")
     (tmp_path / "h.py").write_text("x = 1\n")

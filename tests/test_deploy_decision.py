@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kwspi.deploy.decision import DecisionConfig, DecisionLogic, Detection, ThresholdError, resolve_thresholds
-from kwspi.deploy.ringbuffer import FrameRing, HopBuffer
+from kwspi.deploy.ringbuffer import FrameRing, StrideBuffer
 
 LABELS = ("_silence_", "_unknown_", "yes", "no")
 
@@ -13,19 +13,19 @@ def post(yes=0.0, no=0.0, unknown=0.0):
     return np.array([1.0 - yes - no - unknown, unknown, yes, no])
 
 
-def run(logic, sequence, hop_s=0.1, start=1.0):
+def run(logic, sequence, stride_s=0.1, start=1.0):
     """Feed posteriors one window per hop; return (time, label) of each detection."""
     found = []
     for i, p in enumerate(sequence):
-        d = logic.update(p, start + i * hop_s)
+        d = logic.update(p, start + i * stride_s)
         if d is not None:
             found.append((round(d.time, 3), d.label))
     return found
 
 
-def logic(thresholds=None, hop_s=0.1, smoothing_s=0.3, refractory_s=1.0, labels=LABELS):
+def logic(thresholds=None, stride_s=0.1, smoothing_s=0.3, refractory_s=1.0, labels=LABELS):
     thresholds = thresholds or {"yes": 0.5, "no": 0.5}
-    return DecisionLogic(labels, thresholds, hop_s, DecisionConfig(smoothing_s, refractory_s))
+    return DecisionLogic(labels, thresholds, stride_s, DecisionConfig(smoothing_s, refractory_s))
 
 
 def test_one_word_fires_exactly_once_however_long_it_stays_high():
@@ -46,7 +46,7 @@ def test_smoothing_is_time_based():
     assert DecisionConfig(0.3).smoothing_windows(0.5) == 1
     spike_100 = [post()] * 3 + [post(yes=0.99)] * 1 + [post()] * 3  # 0.1 s high
     spike_20 = [post()] * 15 + [post(yes=0.99)] * 5 + [post()] * 15  # 0.1 s high
-    assert run(logic(hop_s=0.1), spike_100) == run(logic(hop_s=0.02), spike_20, hop_s=0.02) == []
+    assert run(logic(stride_s=0.1), spike_100) == run(logic(stride_s=0.02), spike_20, stride_s=0.02) == []
 
 
 def test_threshold_is_per_keyword():
@@ -107,7 +107,7 @@ def test_hop_buffer_regroups_any_chunking_into_identical_blocks():
     x = np.random.default_rng(0).standard_normal(10_000)
     want = x[: 10_000 // 1600 * 1600].reshape(-1, 1600)
     for size in (1, 7, 1600, 1601, 10_000):
-        hb = HopBuffer(1600)
+        hb = StrideBuffer(1600)
         blocks = [b for i in range(0, len(x), size) for b in hb.split(x[i:i + size])]
         np.testing.assert_array_equal(np.array(blocks), want)
         assert hb.pending == 10_000 % 1600

@@ -9,7 +9,7 @@ from deploy_fixtures import LABELS, centroid_model, int8_model, make_stream, sav
     graph_that_breaks_at_run_time, shared_centroid_model
 from kwspi.deploy import Detector
 from kwspi.deploy.decision import ThresholdError
-from kwspi.deploy.engine import HopError, StreamScorer
+from kwspi.deploy.engine import StrideError, StreamScorer
 from kwspi.deploy.model import LoadedModel
 from kwspi.features import FeatureConfig, mfcc
 from kwspi.modelinfo import ModelFormatError, ModelInfo
@@ -41,10 +41,10 @@ def test_each_burst_fires_once_with_its_label_and_unknown_never(model, stream):
     assert all(0.6 <= score <= 1.0 for *_, score in found)
 
 
-@pytest.mark.parametrize("hop_ms", [20, 50, 100])
-def test_detections_do_not_depend_on_chunk_size(model, stream, hop_ms):
+@pytest.mark.parametrize("stride_ms", [20, 50, 100])
+def test_detections_do_not_depend_on_chunk_size(model, stream, stride_ms):
     # openWakeWord's frame-size test, made exact: identical labels, times and scores.
-    runs = [detections(Detector(model, hop_ms=hop_ms), stream, size) for size in (1, 160, 1000, 16000)]
+    runs = [detections(Detector(model, stride_ms=stride_ms), stream, size) for size in (1, 160, 1000, 16000)]
     assert len(runs[0]) == 4
     assert all(r == runs[0] for r in runs[1:])
 
@@ -83,8 +83,8 @@ def test_window_is_the_batch_front_end_of_the_last_second(model):
 
 def test_hop_lies_between_one_frame_and_one_window(model):
     for hop in (10, 0, 1020):
-        with pytest.raises(HopError, match=r"between the model's frame step \(20 ms\) and its window"):
-            Detector(model, hop_ms=hop)
+        with pytest.raises(StrideError, match=r"between the model's frame step \(20 ms\) and its window"):
+            Detector(model, stride_ms=hop)
 
 
 def test_hop_of_50_ms_gives_windows_at_frame_ends(model):
@@ -94,9 +94,9 @@ def test_hop_of_50_ms_gives_windows_at_frame_ends(model):
 
 def test_same_detections_at_other_hops(model, stream):
     # Times are quantised to the hop, so they agree to within one hop.
-    base = detections(Detector(model, hop_ms=100), stream, 16000)
+    base = detections(Detector(model, stride_ms=100), stream, 16000)
     for hop in (20, 50):
-        other = detections(Detector(model, hop_ms=hop), stream, 16000)
+        other = detections(Detector(model, stride_ms=hop), stream, 16000)
         assert [label for label, *_ in other] == [label for label, *_ in base]
         assert np.abs(np.array([t for _, t, _ in other]) - [t for _, t, _ in base]).max() <= 0.1 + 1e-9
 

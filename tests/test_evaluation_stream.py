@@ -76,14 +76,23 @@ def test_report_has_the_figures_and_listens_exactly_as_listen(files):
     assert r["thresholds"] == {"low": 0.6, "high": 0.6}
 
 
-def test_thresholds_and_hop_are_listens(files):
+def test_thresholds_and_stride_are_listens(files):
     model, wav, truth = files
-    args = ("--model", model, "--input", wav, "--threshold", "high=0.99", "--hop-ms", "50")
+    args = ("--model", model, "--input", wav, "--threshold", "high=0.99", "--stride-ms", "50")
     result = eval_stream(*args, "--truth", truth, "--json")
     assert result.exit_code == 0, result.output
     r = json.loads(result.stdout)
-    assert r["thresholds"] == {"low": 0.6, "high": 0.99} and r["hop_ms"] == 50
+    assert r["thresholds"] == {"low": 0.6, "high": 0.99} and r["stride_ms"] == 50
     assert r["detections"] == listen_json(*args)
+
+
+def test_the_old_hop_option_still_works_with_a_warning(files, caplog):
+    model, wav, truth = files
+    new = listen_json("--model", model, "--input", wav, "--stride-ms", "50")
+    with caplog.at_level("WARNING"):
+        old = listen_json("--model", model, "--input", wav, "--hop-ms", "50")
+    assert old == new and "--hop-ms (KWSPI_HOP_MS) is deprecated" in caplog.text
+    assert new != listen_json("--model", model, "--input", wav)  # 50 ms is not the default
 
 
 def test_text_report(files):

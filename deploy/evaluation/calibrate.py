@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 from kwspi.deploy.evaluation.score import score_detections
 from kwspi.deploy.evaluation.stream import SWEEP_THRESHOLDS, StreamRun, keywords_of, replay, run_stream, shown
+from kwspi.deploy.engine import DEFAULT_STRIDE_MS
 from kwspi.deploy.evaluation.truth import TruthRow
 from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.sources import WavSource
@@ -54,18 +55,18 @@ class Calibration:
                 "unmet": list(self.unmet)}
 
 
-def _runs(model: LoadedModel, paths: Sequence[Path], hop_ms: int, progress) -> list[StreamRun]:
-    return [run_stream(model, WavSource(p), None, hop_ms, progress) for p in paths]
+def _runs(model: LoadedModel, paths: Sequence[Path], stride_ms: int, progress) -> list[StreamRun]:
+    return [run_stream(model, WavSource(p), None, stride_ms, progress) for p in paths]
 
 
 def choose_thresholds(model: LoadedModel, negatives: Sequence[StreamRun], target_fa_per_hour: float,
-                      hop_ms: int = 100, grid: Sequence[float] = GRID) -> tuple[dict[str, float], tuple[str, ...]]:
+                      stride_ms: int = DEFAULT_STRIDE_MS, grid: Sequence[float] = GRID) -> tuple[dict[str, float], tuple[str, ...]]:
     """The lowest threshold per keyword within its share of ``target_fa_per_hour`` on the
     ``negatives``, and the keywords that the grid's highest threshold still leaves above it."""
     keywords = keywords_of(model)
     hours = sum(run.seconds for run in negatives) / 3600
     share = target_fa_per_hour / len(keywords)
-    alarms = {t: [d.label for run in negatives for d in replay(run.trace, model, t, hop_ms)] for t in grid}
+    alarms = {t: [d.label for run in negatives for d in replay(run.trace, model, t, stride_ms)] for t in grid}
     chosen, unmet = {}, []
     for k in keywords:
         fits = [t for t in sorted(grid) if alarms[t].count(k) / hours <= share]
@@ -76,20 +77,20 @@ def choose_thresholds(model: LoadedModel, negatives: Sequence[StreamRun], target
 
 
 def calibrate(model: LoadedModel, negatives: Sequence[Path], target_fa_per_hour: float,
-              positives: Sequence[tuple[Path, Sequence[TruthRow]]] = (), hop_ms: int = 100,
+              positives: Sequence[tuple[Path, Sequence[TruthRow]]] = (), stride_ms: int = DEFAULT_STRIDE_MS,
               grid: Sequence[float] = GRID, progress: Callable[[float], None] | None = None) -> Calibration:
     """Thresholds for ``model`` from keyword-free recordings (see the module docstring)."""
-    neg_runs = _runs(model, negatives, hop_ms, progress)
+    neg_runs = _runs(model, negatives, stride_ms, progress)
     hours = sum(run.seconds for run in neg_runs) / 3600
-    thresholds, unmet = choose_thresholds(model, neg_runs, target_fa_per_hour, hop_ms, grid)
-    false_alarms = sum(len(replay(run.trace, model, thresholds, hop_ms)) for run in neg_runs)
+    thresholds, unmet = choose_thresholds(model, neg_runs, target_fa_per_hour, stride_ms, grid)
+    false_alarms = sum(len(replay(run.trace, model, thresholds, stride_ms)) for run in neg_runs)
     recall, n_keywords = None, 0
     if positives:
         keywords = keywords_of(model)
         hits = 0
         for path, truth in positives:
-            run = run_stream(model, WavSource(path), None, hop_ms, progress)
-            score = score_detections(replay(run.trace, model, thresholds, hop_ms), truth, keywords)
+            run = run_stream(model, WavSource(path), None, stride_ms, progress)
+            score = score_detections(replay(run.trace, model, thresholds, stride_ms), truth, keywords)
             hits, n_keywords = hits + len(score.hits), n_keywords + score.n_keywords
         recall = hits / n_keywords if n_keywords else None
     return Calibration(thresholds, target_fa_per_hour, round(hours, 4), round(false_alarms / hours, 3), unmet,

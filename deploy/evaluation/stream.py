@@ -2,7 +2,7 @@
 
 One pass of the real runtime (:class:`~kwspi.deploy.sources.WavSource` into a
 :class:`~kwspi.deploy.engine.Detector`, as ``kwspi listen --input`` does) gives the
-detections at the thresholds asked for, and keeps the engine's per-hop verdicts
+detections at the thresholds asked for, and keeps the engine's per-stride verdicts
 (:class:`ScoreTrace`: window end times and posteriors). The decisions only depend on those
 verdicts, so a threshold sweep replays the trace through :meth:`Detector.decide` with each
 threshold instead of listening again: the same smoothing, thresholds and refractory code,
@@ -22,7 +22,7 @@ from kwspi.deploy.evaluation.score import false_alarm_sources, score_detections,
 from kwspi.deploy.evaluation.truth import TruthRow
 
 from kwspi.deploy.decision import Detection, is_keyword
-from kwspi.deploy.engine import Detector, Window
+from kwspi.deploy.engine import DEFAULT_STRIDE_MS, Detector, Window
 from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.sources import SAMPLE_RATE, WavSource
 
@@ -65,14 +65,14 @@ class StreamRun:
     thresholds: dict[str, float]  # in force, per keyword
 
 
-def run_stream(model: LoadedModel, source: WavSource, thresholds=None, hop_ms: int = 100,
+def run_stream(model: LoadedModel, source: WavSource, thresholds=None, stride_ms: int = DEFAULT_STRIDE_MS,
                progress: Callable[[float], None] | None = None) -> StreamRun:
     """Listen to ``source`` as ``kwspi listen --input`` does, keeping every window's posteriors.
 
-    ``thresholds`` and ``hop_ms`` are :class:`Detector`'s; ``progress`` gets the seconds
+    ``thresholds`` and ``stride_ms`` are :class:`Detector`'s; ``progress`` gets the seconds
     of audio each block added.
     """
-    detector = Detector(model, thresholds=thresholds, hop_ms=hop_ms)
+    detector = Detector(model, thresholds=thresholds, stride_ms=stride_ms)
     times, posteriors, found = [], [], []
     for block in source.blocks(threading.Event()):
         windows = detector.scorer.push(block)
@@ -87,9 +87,9 @@ def run_stream(model: LoadedModel, source: WavSource, thresholds=None, hop_ms: i
     return StreamRun(tuple(found), trace, source.frames / source.rate, detector.thresholds)
 
 
-def replay(trace: ScoreTrace, model: LoadedModel, thresholds=None, hop_ms: int = 100) -> list[Detection]:
+def replay(trace: ScoreTrace, model: LoadedModel, thresholds=None, stride_ms: int = DEFAULT_STRIDE_MS) -> list[Detection]:
     """The detections a fresh :class:`Detector` with ``thresholds`` makes on ``trace``."""
-    return Detector(model, thresholds=thresholds, hop_ms=hop_ms).decide(trace.windows())
+    return Detector(model, thresholds=thresholds, stride_ms=stride_ms).decide(trace.windows())
 
 
 def keywords_of(model: LoadedModel) -> list[str]:
@@ -97,7 +97,7 @@ def keywords_of(model: LoadedModel) -> list[str]:
     return [label for label in model.info.labels if is_keyword(label)]
 
 
-def sweep(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow], hop_ms: int = 100,
+def sweep(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow], stride_ms: int = DEFAULT_STRIDE_MS,
           grid: Sequence[float] = SWEEP_THRESHOLDS, target_fa_per_hour: float = TARGET_FA_PER_HOUR) -> dict:
     """Recall and false alarms per hour at each threshold of ``grid`` (all keywords alike).
 
@@ -109,7 +109,7 @@ def sweep(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow], hop_ms:
     keywords = keywords_of(model)
     rows = []
     for t in sorted(grid):
-        score = score_detections(replay(run.trace, model, t, hop_ms), truth, keywords)
+        score = score_detections(replay(run.trace, model, t, stride_ms), truth, keywords)
         figures = summarize(score, run.seconds, keywords)
         rows.append({"threshold": t, **{k: figures[k] for k in (
             "recall", "hits", "false_alarms", "fa_per_hour", "latency_median_s", "latency_p95_s")}})
@@ -140,13 +140,13 @@ def shown(path) -> Path:
 
 
 def evaluate_stream(model: LoadedModel, source: WavSource, truth: Sequence[TruthRow], thresholds=None,
-                    hop_ms: int = 100, grid: Sequence[float] | None = None,
+                    stride_ms: int = DEFAULT_STRIDE_MS, grid: Sequence[float] | None = None,
                     target_fa_per_hour: float = TARGET_FA_PER_HOUR,
                     progress: Callable[[float], None] | None = None) -> dict:
     """``kwspi eval-stream``'s JSON object: :func:`report`, plus ``sweep`` when ``grid`` is given."""
-    run = run_stream(model, source, thresholds, hop_ms, progress)
-    out = {"model": str(shown(model.path)), "input": str(shown(source.path)), "hop_ms": hop_ms,
+    run = run_stream(model, source, thresholds, stride_ms, progress)
+    out = {"model": str(shown(model.path)), "input": str(shown(source.path)), "stride_ms": stride_ms,
            **report(run, model, truth)}
     if grid is not None:
-        out["sweep"] = sweep(run, model, truth, hop_ms, grid, target_fa_per_hour)
+        out["sweep"] = sweep(run, model, truth, stride_ms, grid, target_fa_per_hour)
     return out
