@@ -189,7 +189,7 @@ def devices():
       kwspi devices
       kwspi listen --device "USB"
     """
-    from kwspi.deploy.mic import list_input_devices
+    from kwspi.deploy.devices import list_input_devices
 
     found = list_input_devices()
     if not found:

@@ -1,7 +1,6 @@
 """The microphone: sounddevice (PortAudio) with blocking reads on a reader thread.
 
-``import sounddevice`` fails without the PortAudio library, so it happens only here, inside
-functions, and becomes a one-line :class:`DeviceError` naming the package to install.
+The devices themselves, and the import of sounddevice, are :mod:`kwspi.deploy.devices`.
 
 Why blocking reads: sounddevice's callback streams need ``ffi.callback``, which needs
 writable+executable memory, which systemd's ``MemoryDenyWriteExecute=yes`` forbids
@@ -26,13 +25,12 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
-from kwspi.errors import KwspiError
-
+from kwspi.deploy.devices import (DeviceError, input_settings, list_input_devices, one_line, resolve_device,
+                                  sounddevice_module)
 from kwspi.deploy.sources import SAMPLE_RATE, Resampler
 
 log = logging.getLogger(__name__)
@@ -57,107 +55,6 @@ class _Lost(Exception):
 
 class _Stalled(_Lost):
     """No audio for ``no_audio_s`` seconds: the stream is opened again."""
-
-
-class DeviceError(KwspiError):
-    """No usable input device: none present, none matching, or PortAudio missing or failing."""
-
-
-@dataclass(frozen=True)
-class InputDevice:
-    """An audio input as PortAudio lists it.
-
-    Attributes
-    ----------
-    index:
-        PortAudio device index (what ``--device N`` takes).
-    name:
-        Device name (``--device`` matches a substring of it).
-    channels:
-        Maximum number of input channels.
-    default_rate:
-        The device's default sampling rate in Hz.
-    is_default:
-        Whether it is the default input device.
-    """
-
-    index: int
-    name: str
-    channels: int
-    default_rate: float
-    is_default: bool = False
-
-
-def _sounddevice():
-    try:
-        import sounddevice
-    except OSError as e:  # raised by the import itself when libportaudio2 is missing
-        raise DeviceError(f"cannot use the microphone: {e} (install it: sudo apt install libportaudio2)") from None
-    return sounddevice
-
-
-def list_input_devices() -> list[InputDevice]:
-    """Every device with at least one input channel, in PortAudio's order."""
-    sd = _sounddevice()
-    default = sd.default.device[0]
-    return [
-        InputDevice(d["index"], d["name"], d["max_input_channels"], d["default_samplerate"], d["index"] == default)
-        for d in sd.query_devices()
-        if d["max_input_channels"] > 0
-    ]
-
-
-def resolve_device(query, devices: list[InputDevice]) -> InputDevice:
-    """Pick the device ``query`` names: ``None`` (default input), an index, or part of a name.
-
-    A case-insensitive substring selects a device when exactly one name contains it (an
-    exact name wins over substrings); otherwise the error lists the candidates.
-    """
-    if not devices:
-        raise DeviceError("no audio input device found (plug in a microphone; `kwspi devices` lists inputs)")
-    if query is None or str(query).strip() == "":
-        default = [d for d in devices if d.is_default]
-        if not default:
-            raise DeviceError(f"no default input device; choose one with --device: {_names(devices)}")
-        return default[0]
-    text = str(query).strip()
-    if text.lstrip("-").isdigit():
-        match = [d for d in devices if d.index == int(text)]
-        if not match:
-            raise DeviceError(f"no input device with index {text}; inputs are: {_names(devices)}")
-        return match[0]
-    exact = [d for d in devices if d.name.lower() == text.lower()]
-    match = exact or [d for d in devices if text.lower() in d.name.lower()]
-    if not match:
-        raise DeviceError(f"no input device matches {text!r}; inputs are: {_names(devices)} (see `kwspi devices`)")
-    if len(match) > 1:
-        raise DeviceError(f"several input devices match {text!r}: {_names(match)}; give the index or more of the name")
-    return match[0]
-
-
-def _names(devices) -> str:
-    return "; ".join(f"[{d.index}] {d.name}" for d in devices)
-
-
-def _settings(sd, device: InputDevice, rate: int | None) -> tuple[int, int]:
-    """(rate, channels) the device accepts: 16 kHz mono if possible, else its own rate."""
-    rates = [rate] if rate else list(dict.fromkeys([SAMPLE_RATE, int(device.default_rate)]))
-    last = None
-    for channels in dict.fromkeys([1, min(2, device.channels)]):
-        for r in rates:
-            try:
-                sd.check_input_settings(device.index, channels=channels, dtype="int16", samplerate=r)
-                return r, channels
-            except (sd.PortAudioError, ValueError) as e:
-                last = e  # a busy device fails every combination: its error says so
-    why = f" (last error: {_one_line(last)})" if last is not None else ""
-    raise DeviceError(
-        f"input device [{device.index}] {device.name} accepts none of {rates} Hz with 1 or 2 channels{why}")
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text or type(e).__name__
 
 
 class MicSource:
@@ -185,10 +82,10 @@ class MicSource:
 
     def __init__(self, device=None, rate: int | None = None, block_s: float = 0.05, queue_s: float = 2.0,
                  no_audio_s: float = NO_AUDIO_S, retry_s: tuple[float, float] = RETRY_S):
-        sd = _sounddevice()
+        sd = sounddevice_module()
         self.query = device
         self.device = resolve_device(device, list_input_devices())
-        self.rate, self.channels = _settings(sd, self.device, rate)
+        self.rate, self.channels = input_settings(sd, self.device, rate)
         self.frames = max(1, int(round(block_s * self.rate)))
         self._queue_blocks = max(1, int(round(queue_s / block_s)))
         self.overflows = 0
@@ -208,7 +105,7 @@ class MicSource:
         one that fails, goes away or delivers nothing for ``no_audio_s`` is looked for again
         by its name and reopened, with growing pauses (``retry_s``), for as long as it takes.
         """
-        sd = _sounddevice()
+        sd = sounddevice_module()
         resampler = Resampler(self.rate)
         stream = self._open(sd)
         while stream is not None:
@@ -231,7 +128,7 @@ class MicSource:
             if stream is not None:
                 with contextlib.suppress(sd.PortAudioError):
                     stream.close()
-            raise DeviceError(f"cannot open {self.description}: {_one_line(e)}") from None
+            raise DeviceError(f"cannot open {self.description}: {one_line(e)}") from None
         return stream
 
     def _reopen(self, sd, stop: threading.Event):
@@ -309,7 +206,7 @@ class MicSource:
                     yield np.zeros(0, np.float32)
                 continue
             if isinstance(item, Exception):
-                raise _Lost(f"failed: {_one_line(item)}") from None
+                raise _Lost(f"failed: {one_line(item)}") from None
             last_audio = last_yield = time.monotonic()
             out = resampler.process(item)
             if len(out):

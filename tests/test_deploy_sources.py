@@ -10,7 +10,8 @@ import pytest
 
 from deploy_fixtures import STALL, FakeSounddevice, make_stream, shared_centroid_model, write_wav
 from kwspi.deploy import Detector
-from kwspi.deploy.mic import DeviceError, InputDevice, MicSource, resolve_device
+from kwspi.deploy.devices import DeviceError, InputDevice, resolve_device
+from kwspi.deploy.mic import MicSource
 from kwspi.deploy.sources import Resampler, WavSource
 from kwspi.errors import WavError
 
