@@ -206,3 +206,6 @@ def evaluate(model, data, split, seed, as_json):
                f"over {report['n']} examples")
     for label, acc in report["per_class"].items():
         click.echo(f"  {label:<12} {'-' if acc is None else f'{acc:.4f}'}")
+    for column in ("per_engine", "per_voice"):  # a synthetic set's catalogue says who spoke
+        for name, figures in report.get(column, {}).items():
+            click.echo(f"  {column[4:]:<6} {name:<28} {figures['accuracy']:.4f} (n={figures['n']})")

@@ -7,6 +7,7 @@ model's labels and the paper's balance (:func:`kwspi.gsc.build_split`).
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 
@@ -41,11 +42,12 @@ def split_features(root, split: str, cfg: FeatureConfig, task: gsc.TaskSpec, see
 
 
 def _split_features(root, split, cfg, task, seed, progress):
-    """:func:`split_features` and the number of clips skipped."""
+    """:func:`split_features`, the number of clips skipped, and each example's speaker
+    (``None`` for silence)."""
     examples = gsc.build_split(root, split, task, seed)
     if not examples:
         raise DatasetError(f"{root}: the {split} split is empty")
-    X, y, skipped = [], [], 0
+    X, y, speakers, skipped = [], [], [], 0
     with progress(f"features {split}", len(examples)) as advance:
         for ex in examples:
             advance(1)
@@ -60,20 +62,50 @@ def _split_features(root, split, cfg, task, seed, progress):
                     continue
             X.append(clip_features(wave, cfg))
             y.append(ex.label)
+            speakers.append(None if ex.path is None else gsc.speaker_of(ex.path.name))
     if skipped:
         log.warning("%s: skipped %d unreadable clip(s) of %d", root, skipped, len(examples))
     if not X:
         raise DatasetError(f"{root}: none of the {len(examples)} clips of the {split} split could be read")
-    return np.stack(X)[:, None], np.asarray(y, dtype=np.int64), skipped
+    return np.stack(X)[:, None], np.asarray(y, dtype=np.int64), skipped, speakers
+
+
+def read_catalogue(root) -> dict[str, dict[str, str]]:
+    """``speakers.csv`` of a synthetic data set (``kwspi synth`` writes it) as speaker id ->
+    row; empty for a folder without one, such as GSC."""
+    path = Path(root) / gsc.CATALOGUE
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        return {row["speaker"]: row for row in csv.DictReader(f) if row.get("speaker")}
+
+
+def breakdown(y: np.ndarray, pred: np.ndarray, speakers, catalogue: dict, column: str) -> dict:
+    """Accuracy and count of the spoken examples per value of a catalogue ``column``
+    (``engine``, ``voice``): on unheard engines a model is judged engine by engine."""
+    groups: dict[str, list[int]] = {}
+    for i, spk in enumerate(speakers):
+        if spk is not None and spk in catalogue:
+            key = catalogue[spk].get(column) or "?"
+            if column == "voice" and catalogue[spk].get("engine"):
+                key = f"{catalogue[spk]['engine']}:{key}"
+            groups.setdefault(key, []).append(i)
+    return {k: {"accuracy": round(float(np.mean(y[idx] == pred[idx])), 5), "n": len(idx)}
+            for k, idx in sorted(groups.items())}
 
 
 def evaluate_onnx(model_path, data, split: str = "testing", seed: int = 0, progress: Progress = silent) -> dict:
     """Accuracy, per-class accuracy and confusion of an ONNX model on one split."""
     session, info = open_session(model_path, threads=0)
     task = task_for(info.labels)
-    X, y, skipped = _split_features(data, split, info.features, task, seed, progress)
+    X, y, skipped, speakers = _split_features(data, split, info.features, task, seed, progress)
     logits = np.concatenate([session.run(None, {INPUT_NAME: X[i:i + 256]})[0] for i in range(0, len(X), 256)])
-    report = classification_report(y, logits.argmax(1), info.labels)
+    pred = logits.argmax(1)
+    report = classification_report(y, pred, info.labels)
     report.update(model=str(model_path), data=str(Path(data)), split=split, skipped=skipped)
+    catalogue = read_catalogue(data)
+    if catalogue:
+        report.update(per_engine=breakdown(y, pred, speakers, catalogue, "engine"),
+                      per_voice=breakdown(y, pred, speakers, catalogue, "voice"))
     return report
 

@@ -42,6 +42,8 @@ WORDS_V2 = WORDS_V1 + ("backward", "follow", "forward", "learn", "visual")
 BACKGROUND_NOISE_DIR = "_background_noise_"
 VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
+#: Who spoke each clip of a synthetic data set (engine, voice, transform...), by speaker id.
+CATALOGUE = "speakers.csv"
 SPLITS = ("training", "validation", "testing")
 #: Every clip of the folder: for a folder of speakers no model has heard.
 ALL = "all"

@@ -38,7 +38,7 @@ def write_speakers_csv(out_dir, speakers: Iterable[Speaker]) -> Path:
 
     Rows written before engines existed get theirs from the voice (``mb-*``: MBROLA).
     """
-    path = Path(out_dir) / "speakers.csv"
+    path = Path(out_dir) / gsc.CATALOGUE
     rows = {}
     if path.exists():
         with open(path, newline="") as f:
