@@ -35,14 +35,13 @@ by the step's text, so a spec means the same audio everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.metadata
 import re
 import sys
 import types
-import dataclasses
 from dataclasses import dataclass
-
 from typing import Sequence
 
 import numpy as np
