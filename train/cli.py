@@ -75,8 +75,16 @@ def _voice_options(command):
               help="Parallel speaking threads. [default: number of CPUs]")
 @click.option("--noise-seconds", type=click.FloatRange(min=1.0), default=_SYNTH.noise_seconds, show_default=True,
               help="Length of each generated background-noise file.")
+@click.option("--transforms", "transform_names", default=None, metavar="NAMES",
+              help="Make new speakers from the recorded voices (mbrola, rhvoice, piper, kokoro) with these "
+                   "transforms, each drawn per speaker: vtl (formants x0.85-1.2), pitch (-5..+5 semitones), "
+                   "room (a simulated room), mic (a microphone's response), or all. `make voices` installs "
+                   "what they need. [default: none]")
+@click.option("--transformed-share", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=_SYNTH.transformed_share, show_default=True,
+              help="With --transforms: the share of --speakers that are transformed voices.")
 def synth(out_dir, n_speakers, words, repeats, seed, engine_names, voices, exclude_voices, variants, jobs,
-          noise_seconds):
+          noise_seconds, transform_names, transformed_share):
     """Synthesize spoken words in Google Speech Commands' layout.
 
     Speakers are dealt in turn over the voice engines given (espeak-ng alone by
@@ -86,13 +94,17 @@ def synth(out_dir, n_speakers, words, repeats, seed, engine_names, voices, exclu
     testing_list.txt (GSC's hash rule on the speaker, so test speakers are never
     heard in training) and speakers.csv (engine, voice, variant, transform,
     family, speed, pitch, split). Words an engine is known to say wrongly are left
-    out. Clips already there are kept, so an interrupted run resumes.
+    out. Clips already there are kept, so an interrupted run resumes. With
+    --transforms, a share of the speakers are new voices made from the recorded
+    ones (vocal-tract length, pitch, room, microphone), each its own speaker with
+    its transform in speakers.csv.
 
     \b
     Example:
       kwspi synth data/synth --speakers 60 --seed 0
       kwspi synth data/lights --words "lights on,lights off" --repeats 3
       kwspi synth data/many --speakers 200 --engines espeak,mbrola,rhvoice,piper,kokoro
+      kwspi synth data/more --speakers 200 --engines all --transforms vtl,pitch,room,mic
     """
     from kwspi.train.speech import engines as _engines
     from kwspi.train.speech import synth as _synth
@@ -101,7 +113,8 @@ def synth(out_dir, n_speakers, words, repeats, seed, engine_names, voices, exclu
                          speakers=n_speakers, repeats=repeats, seed=seed,
                          engines=_engines.parse_engines(parse_names(engine_names)), voices=parse_names(voices),
                          exclude_voices=parse_names(exclude_voices) or (), variants=parse_names(variants),
-                         noise_seconds=noise_seconds)
+                         noise_seconds=noise_seconds, transforms=parse_names(transform_names) or (),
+                         transformed_share=transformed_share)
     # Check engines, names and words before the progress bar starts drawing.
     _synth.make_speakers(config)
     total = n_speakers * len(_synth.check_words(config.words)) * repeats

@@ -17,6 +17,7 @@ which engines speak here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -40,6 +41,10 @@ ENGINES = {
     "kokoro": "kwspi.train.speech.kokoro",
 }
 DEFAULT_ENGINES = ("espeak",)
+#: Engines whose voices come from recordings of people (diphones, units, or neural nets trained
+#: on them): the ones ``kwspi synth --transforms`` makes new speakers from. espeak-ng's formant
+#: voices are left out by default: they are the narrow span the transforms are meant to widen.
+RECORDED = ("mbrola", "rhvoice", "piper", "kokoro")
 # Engines that speak through espeak-ng's -v: their speaker ids keep espeak-ng's form.
 _ESPEAK_FORM = ("espeak", "mbrola")
 
@@ -226,8 +231,17 @@ def _check_excluded(names: Sequence[str], exclude: Sequence[str]) -> None:
 
 
 def speak(text: str, speaker: Speaker, *, speed: int | None = None, pitch: int | None = None) -> np.ndarray:
-    """``text`` in ``speaker``'s voice as float32 mono at 16 kHz (its engine's own level)."""
-    return module(speaker.engine).speak(text, speaker, speed=speed, pitch=pitch)
+    """``text`` in ``speaker``'s voice as float32 mono at 16 kHz (its engine's own level).
+
+    A transformed speaker's base voice speaks (so an engine's cache serves both), then its
+    transform (:mod:`kwspi.train.speech.transforms`) runs on the audio.
+    """
+    if not speaker.transform:
+        return module(speaker.engine).speak(text, speaker, speed=speed, pitch=pitch)
+    from kwspi.train.speech import transforms  # pyworld and pyroomacoustics only when asked for
+
+    base = dataclasses.replace(speaker, transform="")
+    return transforms.apply_padded(speaker.transform, module(speaker.engine).speak(text, base, speed=speed, pitch=pitch))
 
 
 def cannot_say(speaker: Speaker, word: str) -> bool:

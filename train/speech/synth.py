@@ -27,7 +27,7 @@ import numpy as np
 from kwspi import gsc
 from kwspi.features import SAMPLE_RATE
 from kwspi.train.speech import engines, noise
-from kwspi.train.speech.engines import Speaker, SynthError
+from kwspi.train.speech.engines import RECORDED, Speaker, SynthError
 from kwspi.train.speech.espeak import PITCHES, SPEEDS
 from kwspi.train.speech.catalogue import SPEAKER_FIELDS, write_speakers_csv, write_split_lists  # noqa: F401
 from kwspi.wavio import write_wav
@@ -162,6 +162,11 @@ class SynthConfig:
     pitches: tuple[int, int] = PITCHES
     style: ClipStyle = ClipStyle()
     noise_seconds: float = 60.0
+    # Kinds of transform (vtl, pitch, room, mic) for new speakers made from recorded voices;
+    # () keeps every speaker as its engine speaks it, and the data set as it always was.
+    transforms: tuple[str, ...] = ()
+    transformed_share: float = 0.25  # of ``speakers``, when ``transforms`` is given
+    transform_engines: tuple[str, ...] = RECORDED  # whose speakers are transformed
 
 
 @dataclass
@@ -229,11 +234,25 @@ def synthesize_dataset(
 
 
 def make_speakers(config: SynthConfig) -> list[Speaker]:
-    """The data set's speakers (:func:`kwspi.train.speech.engines.make_speakers`)."""
-    return engines.make_speakers(
-        config.speakers, config.seed, config.engines, config.voices, config.exclude_voices,
+    """The data set's speakers (:func:`kwspi.train.speech.engines.make_speakers`).
+
+    With ``transforms``, ``round(speakers * transformed_share)`` of them are transformed
+    versions (:func:`kwspi.train.speech.transforms.transformed_speakers`) of the others
+    that ``transform_engines`` spoke, and the rest are dealt as without.
+    """
+    n_new = round(config.speakers * config.transformed_share) if config.transforms else 0
+    if config.transforms and not 0.0 < config.transformed_share < 1.0:
+        raise SynthError(f"transformed share must be between 0 and 1 (not {config.transformed_share:g})")
+    plain = engines.make_speakers(
+        config.speakers - n_new, config.seed, config.engines, config.voices, config.exclude_voices,
         variants=config.variants, speeds=config.speeds, pitches=config.pitches,
     )
+    if not config.transforms:
+        return plain
+    from kwspi.train.speech import transforms  # its libraries only when transforms are asked for
+
+    kinds = transforms.parse_kinds(config.transforms)
+    return plain + transforms.transformed_speakers(plain, n_new, kinds, config.seed, config.transform_engines)
 
 
 def _plan(out: Path, speakers, words, repeats, summary, progress) -> list[tuple[Path, Speaker, str, int]]:
