@@ -60,16 +60,19 @@ def step_env(threads: int, gpu: str | None = None) -> dict[str, str]:
     return env
 
 
-def run_step(argv: list[str], log: str, threads: int) -> int:
-    """Run ``kwspi ARGV`` to its end with output appended to ``log``; its exit code.
+def run_step(argv: list[str], log: str, threads: int, cwd: str) -> int:
+    """Run ``kwspi ARGV`` to its end in ``cwd`` with output appended to ``log``; its exit code.
 
-    What a Ray task or a SLURM job executes. The GPU the engine gave (CUDA_VISIBLE_DEVICES)
-    passes through; a cancelled task (KeyboardInterrupt) or job (SIGTERM, which submitit
-    turns into an exception) takes its step down with it, so nothing trains on as an orphan.
+    What a Ray task or a SLURM job executes. ``cwd`` is the folder ``kwspi sweep`` ran in, so
+    relative paths in a step's config mean the same on a node (a Ray worker starts wherever
+    ``ray start`` ran). The GPU the engine gave (CUDA_VISIBLE_DEVICES) passes through; a
+    cancelled task (KeyboardInterrupt) or job (SIGTERM, which submitit turns into an
+    exception) takes its step down with it, so nothing trains on as an orphan.
     """
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:  # a resumed step keeps the log of its first try
-        process = subprocess.Popen(kwspi_argv(argv), stdout=out, stderr=subprocess.STDOUT, env=step_env(threads))
+        process = subprocess.Popen(kwspi_argv(argv), stdout=out, stderr=subprocess.STDOUT, env=step_env(threads),
+                                   cwd=cwd)
         try:
             return process.wait()
         finally:
@@ -161,7 +164,7 @@ class RayExecutor(Executor):
     def start(self, step, log: Path, slot: int):
         need = self.resources(step)
         task = self.task.options(num_cpus=need.cpus, num_gpus=need.gpus)
-        return task.remote(list(step.argv), str(log.resolve()), need.cpus)
+        return task.remote(list(step.argv), str(log.resolve()), need.cpus, os.getcwd())
 
     def poll(self, ref) -> int | None:
         ready, _ = self.ray.wait([ref], timeout=0)
@@ -208,7 +211,7 @@ class SubmititExecutor(Executor):
     def start(self, step, log: Path, slot: int):
         need = self.resources(step)
         self.executor.update_parameters(name="kwspi-" + step.name.replace("/", "-"), gpus_per_node=need.gpus)
-        return self.executor.submit(run_step, list(step.argv), str(log.resolve()), need.cpus)
+        return self.executor.submit(run_step, list(step.argv), str(log.resolve()), need.cpus, os.getcwd())
 
     def poll(self, job) -> int | None:
         if not job.done():
