@@ -8,6 +8,7 @@ with one thread everywhere and the results are the same to the last bit.
 
 import json
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -82,3 +83,25 @@ def test_slurm_without_slurm_is_one_line(tmp_path):
     with pytest.raises(KwspiError, match="no SLURM here"):
         make_executor(SweepConfig(data="d", runs=tmp_path, executor="slurm"))
     assert isinstance(make_executor(SweepConfig(data="d", runs=tmp_path, executor="submitit-local")), SubmititExecutor)
+
+
+PROBE = """
+import sys
+from click.testing import CliRunner
+import kwspi.cli as c
+result = CliRunner().invoke(c.main, {args!r})
+assert result.exit_code == 0, result.output
+print(",".join(sorted(m for m in ("torch", "ray", "submitit") if m in sys.modules)))
+"""
+
+
+def test_help_loads_no_engine_and_a_dry_run_starts_none(tmp_path):
+    def loaded(args):
+        out = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True,
+                             check=True)
+        return out.stdout.strip()
+
+    assert loaded(["--help"]) == "" and loaded(["sweep", "--help"]) == ""
+    data = make_gsc(tmp_path / "gsc", words=("yes", "no"), n_speakers=6)
+    dry = ["sweep", "--data", str(data), "--runs", str(tmp_path / "runs"), "--executor", "ray", "--dry-run"]
+    assert loaded(dry) == ""  # the plan and its resources, without ray (nor torch: no local GPUs to count)

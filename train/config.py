@@ -242,7 +242,7 @@ class SweepConfig(Config):
                                           type=EXISTING_DIR, repeat=True)
     dataset_name: str | None = setting(None, "How the models describe their training data.")
     jobs: int | None = setting(None, "Steps run at once.", short="-j", type=POSITIVE,
-                               show="one per GPU, or 1 on a CPU")
+                               show="locally one per GPU, or 1 on a CPU; on Ray and SLURM all that fit")
     report_only: bool = setting(False, "Only rebuild the report from the models already exported.")
     executor: str = setting("local", "Where steps run: local (processes here), ray (a Ray cluster, or one started "
                                      "here), slurm (a SLURM job per step, through submitit), submitit-local (the "
