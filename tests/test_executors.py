@@ -16,8 +16,9 @@ from click.testing import CliRunner
 
 from kwspi.errors import KwspiError, MissingDependency
 from kwspi.train.cli import sweep
-from kwspi.train.config import SweepConfig
+from kwspi.train.config import DataConfig, ExportRun, SweepConfig, TrainRun
 from kwspi.train.executors import RayExecutor, Resources, SubmititExecutor, make_executor, planned_resources
+from kwspi.train.sweep import Step, run_steps
 from conftest import make_gsc
 
 
@@ -45,13 +46,17 @@ def local(data, tmp_path_factory):
     return run_sweep(data, tmp_path_factory.mktemp("local"))
 
 
-def test_a_local_ray_instance_gives_the_local_executors_table(data, local, tmp_path):
+@pytest.fixture(scope="module")
+def ray_here():
+    """A local Ray instance with 2 CPUs, which the ray executor joins instead of starting one."""
     ray = pytest.importorskip("ray", reason="the ray executor needs ray: pip install 'kwspi[cluster]'")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        assert run_sweep(data, tmp_path, "--executor", "ray") == local
-    finally:
-        ray.shutdown()
+    yield ray
+    ray.shutdown()
+
+
+def test_a_local_ray_instance_gives_the_local_executors_table(data, local, ray_here, tmp_path):
+    assert run_sweep(data, tmp_path, "--executor", "ray") == local
     assert (tmp_path / "runs" / "logs" / "dscnn-s--train.log").read_text()  # the step's output, as locally
     records = sorted(p.name for p in (tmp_path / "runs" / "steps").iterdir())
     assert records == ["dscnn-s--export.json", "dscnn-s--train.json"]
@@ -61,6 +66,26 @@ def test_submitits_local_executor_gives_the_local_executors_table(data, local, t
     pytest.importorskip("submitit", reason="the slurm executor needs submitit: pip install 'kwspi[cluster]'")
     assert run_sweep(data, tmp_path, "--executor", "submitit-local") == local
     assert list((tmp_path / "runs" / "logs" / "submitit").glob("*_log.out"))  # submitit's own logs, in the runs
+
+
+@pytest.mark.parametrize("engine", ["ray", "submitit-local"])
+def test_a_failed_step_is_reported_and_the_step_after_it_never_runs(engine, data, request, tmp_path):
+    if engine == "ray":
+        request.getfixturevalue("ray_here")
+        executor = RayExecutor(cpus=1)
+    else:
+        pytest.importorskip("submitit", reason="the slurm executor needs submitit: pip install 'kwspi[cluster]'")
+        executor = SubmititExecutor(tmp_path / "submitit", cluster="local")
+    run = tmp_path / "runs" / "bad"
+    steps = [Step.of("bad/train", TrainRun(arch="no-such-arch", out=run, data=DataConfig(data=data)),
+                     run / "metrics.json"),
+             Step.of("bad/export", ExportRun(checkpoint=run / "checkpoint.pt", out=tmp_path / "bad.onnx"),
+                     tmp_path / "bad.onnx", ("bad/train",))]
+    lines = []
+    assert run_steps(steps, tmp_path / "logs", executor, echo=lines.append) == ["bad/train", "bad/export"]
+    assert any("bad/train FAILED (exit 2)" in line for line in lines)  # kwspi's exit for a user error
+    assert "no-such-arch" in (tmp_path / "logs" / "bad--train.log").read_text()  # the step's own error
+    assert not (tmp_path / "logs" / "bad--export.log").exists() and not (tmp_path / "steps").exists()
 
 
 def test_each_step_asks_for_its_resources_and_an_export_for_no_gpu():
