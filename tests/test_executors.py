@@ -7,6 +7,7 @@ with one thread everywhere and the results are the same to the last bit.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def local(data, tmp_path_factory):
 def ray_here():
     """A local Ray instance with 2 CPUs, which the ray executor joins instead of starting one."""
     ray = pytest.importorskip("ray", reason="the ray executor needs ray: pip install 'kwspi[cluster]'")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # tests reach no server
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
@@ -92,7 +94,7 @@ def test_each_step_asks_for_its_resources_and_an_export_for_no_gpu():
     cfg = SweepConfig(data="d", executor="ray", gpus_per_step=1, cpus_per_step=4)
     assert planned_resources(cfg) == Resources(4, 1) and str(Resources(4, 1)) == "1 GPU, 4 CPUs"
     assert planned_resources(SweepConfig(data="d", jobs=2), gpus_here=2) == Resources(
-        max(1, (__import__("os").cpu_count() or 1) // 2), 1)
+        max(1, (os.cpu_count() or 1) // 2), 1)
 
 
 def test_a_missing_engine_is_one_line_naming_the_extra(monkeypatch):

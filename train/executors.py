@@ -151,6 +151,8 @@ class RayExecutor(Executor):
         self.slots, self.need = jobs, Resources(cpus, gpus)
         self.started = not self.ray.is_initialized()
         if self.started:
+            # A Ray that kwspi starts for a user sends no usage report unless they asked for it.
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             try:
                 self.ray.init(address=address, include_dashboard=False, log_to_driver=False)
             except ConnectionError as e:
