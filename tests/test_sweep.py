@@ -1,5 +1,6 @@
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ from kwspi.errors import KwspiError
 from kwspi.modelinfo import read_info
 from kwspi.train.cli import sweep
 from kwspi.train.config import SweepConfig
-from kwspi.train.sweep import plan, run_plan
+from kwspi.settings import REQUIRED, Config, setting
+from kwspi.train.executors import LocalExecutor
+from kwspi.train.sweep import Step, plan, run_steps, step_keys, step_state, write_record
 from kwspi.train.sweep_report import markdown_table, pareto_notes, plot
 from conftest import make_gsc
 
@@ -48,15 +51,27 @@ def test_plan_names_one_cepstra_baselines_as_the_issue_does():
 
 
 def touch_command(argv):
-    """A stand-in for `kwspi ARGV`: ("touch", path) writes path; ("fail",) exits 1."""
+    """A stand-in for `kwspi ARGV`: ("touch", path) writes path; ("fail",) exits 1;
+    ("touch", "--out", DIR, ...) writes DIR/done and notes each run in DIR/runs."""
     if argv[0] == "fail":
         return [sys.executable, "-c", "raise SystemExit(1)"]
+    if argv[1] == "--out":
+        out = Path(argv[2])
+        return [sys.executable, "-c", f"import pathlib; d = pathlib.Path({str(out)!r}); d.mkdir(exist_ok=True); "
+                                      "(d / 'done').write_text('x'); open(d / 'runs', 'a').write('run\\n')"]
     return [sys.executable, "-c", f"import time; time.sleep(0.2); open({argv[1]!r}, 'w').write('x')"]
 
 
-def test_run_plan_runs_in_order_skips_what_is_done_and_stops_behind_a_failure(tmp_path):
-    from kwspi.train.sweep import Step
+@dataclass(frozen=True)
+class Touch(Config):
+    """A config whose command writes OUT/done: a step with a run folder, as search and train have."""
 
+    COMMAND = "touch"
+    out: Path = setting(REQUIRED, "Run folder.")
+    size: int = setting(1, "A setting that changes the key.")
+
+
+def test_run_steps_runs_in_order_skips_what_is_done_and_stops_behind_a_failure(tmp_path):
     p = {n: tmp_path / n for n in "abcdef"}
     p["a"].write_text("done before")
     steps = [Step("a", ("touch", str(p["a"])), p["a"]),
@@ -65,14 +80,68 @@ def test_run_plan_runs_in_order_skips_what_is_done_and_stops_behind_a_failure(tm
              Step("d", ("fail",), p["d"]),
              Step("e", ("touch", str(p["e"])), p["e"], ("d",)),
              Step("f", ("touch", str(p["f"])), p["f"])]
+    records = tmp_path / "steps"
+    write_record(records, steps[0], step_keys(steps)["a"])  # a finished in an earlier run
     lines = []
-    failed = run_plan(steps, tmp_path / "logs", jobs=2, echo=lines.append, command=touch_command)
+    failed = run_steps(steps, tmp_path / "logs", LocalExecutor(2, command=touch_command), records, lines.append)
     assert sorted(failed) == ["d", "e"]
     assert p["a"].read_text() == "done before"  # skipped, not rerun
     assert p["b"].exists() and p["c"].exists() and p["f"].exists() and not p["e"].exists()
-    started = [line.split("] ")[1].split(":")[0] for line in lines if line.startswith("[")]
+    started = [line.split("] ")[1].split(" (local, ")[0] for line in lines if line.startswith("[")]
     assert started.index("b") < started.index("c") and "a" not in started and "e" not in started
     assert (tmp_path / "logs" / "d.log").exists()
+    assert {r.stem for r in records.glob("*.json")} == {"a", "b", "c", "f"}  # failures leave no record
+    record = json.loads((records / "b.json").read_text())
+    assert record["command"] == ["kwspi", "touch", str(p["b"])] and record["key"] == step_keys(steps)["b"]
+
+
+def test_a_changed_config_reruns_its_step_and_those_after_it_and_a_killed_step_resumes(tmp_path):
+    def steps(size):
+        first = Step.of("first", Touch(out=tmp_path / "first", size=size), tmp_path / "first" / "done")
+        return [first, Step.of("second", Touch(out=tmp_path / "second"), tmp_path / "second" / "done", ("first",))]
+
+    def run(plan):
+        lines = []
+        assert run_steps(plan, tmp_path / "logs", LocalExecutor(1, command=touch_command), echo=lines.append) == []
+        return lines
+
+    run(steps(1))
+    assert run(steps(1)) == ["2 of 2 steps already done"]
+    records = tmp_path / "steps"
+    states = lambda plan: [step_state(s, step_keys(plan)[s.name], records) for s in plan]  # noqa: E731
+    assert states(steps(2)) == ["changed", "changed"]  # the second's input changed with the first's config
+    lines = run(steps(2))
+    assert sum("ran with other settings" in line for line in lines) == 2
+    for name in ("first", "second"):  # the old runs are kept aside, the new ones start afresh
+        old = json.loads((records / f"{name}.json").read_text())
+        assert (tmp_path / name / "runs").read_text() == "run\n"
+        assert len(list(tmp_path.glob(f"{name}.stale-*"))) == 1
+    assert old["config"]["out"] == str(tmp_path / "second") and states(steps(2)) == ["done", "done"]
+    (records / "second.json").unlink()  # killed before it finished: no record, so it runs again and resumes
+    assert states(steps(2)) == ["done", "to run"]
+    run(steps(2))
+    assert (tmp_path / "second" / "runs").read_text() == "run\nrun\n"  # in the same folder, not moved aside
+
+
+def test_dry_run_prints_every_step_its_command_and_what_it_asks_for_and_runs_nothing(tmp_path):
+    data = make_gsc(tmp_path / "gsc", words=("yes", "no"), n_speakers=6)
+    result = CliRunner().invoke(sweep, ["--data", str(data), "--runs", str(tmp_path / "runs"), "--betas", "4",
+                                        "--baselines", "dscnn-s", "--executor", "ray", "--gpus-per-step", "1",
+                                        "--cpus-per-step", "4", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "warmup-w0.5-c10 [to run] asks for 1 GPU, 4 CPUs"
+    assert lines[1].startswith(f"    kwspi search --out {tmp_path / 'runs' / 'warmup-w0.5-c10'} --data {data}")
+    assert "nas-w0.5-c10-b4/export [to run] asks for 4 CPUs; after nas-w0.5-c10-b4/train" in lines  # no GPU
+    assert lines[-1] == "6 steps on the ray executor; nothing run (--dry-run)"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_execution_settings_are_checked_in_one_line():
+    for kw, flag in [({"address": "auto"}, "--address"), ({"partition": "gpu"}, "--partition"),
+                     ({"gpus_per_step": 1}, "--gpus-per-step")]:
+        with pytest.raises(KwspiError, match=flag):
+            cfg(**kw)
 
 
 def rows():

@@ -284,29 +284,46 @@ def sweep(**options):
     DS-CNN baselines with the same budget, then report accuracy against MACs.
 
     Each step is a kwspi command (search, train, export) in its own process,
-    logged to RUNS/logs/. One warm-up per width and number of cepstra serves
-    every beta. Rerunning the same command skips what is done and resumes
-    what was interrupted. Writes RESULTS/sweep.md (table and the Pareto
-    comparison), RESULTS/sweep.png, RESULTS/sweep.json (one row per model)
-    and RESULTS/models/nas-w<w>-c<n>-b<beta>.onnx and dscnn-{s,m,l}.onnx.
+    logged to RUNS/logs/, run here (--executor local), on Ray (--executor ray)
+    or as SLURM jobs (--executor slurm). One warm-up per width and number of
+    cepstra serves every beta. Rerunning the same command skips what is done
+    (RUNS/steps/ records each finished step's config), resumes what was
+    interrupted and reruns what ran with other settings. Writes
+    RESULTS/sweep.md (table and the Pareto comparison), RESULTS/sweep.png,
+    RESULTS/sweep.json (one row per model) and
+    RESULTS/models/nas-w<w>-c<n>-b<beta>.onnx and dscnn-{s,m,l}.onnx.
 
     \b
     Example:
       kwspi sweep --data data/sweep --eval-data data/heldout-families --betas 0,4,16 -j 2
       kwspi sweep --data speech_commands_v0.01 --betas 0,1,2,4,8,16 --width-mults 0.75,1,1.25 \\
           --target-macs 20e6 --warmup-epochs 40 --search-epochs 120 --retrain-epochs 120
+      kwspi sweep --data /shared/gsc --runs /shared/runs --results /shared/results \\
+          --executor slurm --partition gpu --gpus-per-step 1 --cpus-per-step 4 --dry-run
     """
     cfg = config_from_options(SweepConfig, options)
-    sweeping = _torch_side("sweep")
+    sweeping, executors = _torch_side("sweep"), _torch_side("executors")
     steps = sweeping.plan(cfg)
-    if not cfg.report_only:
-        import torch
+    records, logs = cfg.runs / "steps", cfg.runs / "logs"
+    gpus = 0
+    if cfg.executor == "local" and (cfg.dry_run or not cfg.report_only):
+        import torch  # only the local executor places steps on this machine's GPUs; Ray and SLURM place them
 
         gpus = torch.cuda.device_count()
-        failed = sweeping.run_plan(steps, cfg.runs / "logs", cfg.jobs or max(gpus, 1), gpus, echo=click.echo)
+    if cfg.dry_run:
+        base = executors.planned_resources(cfg, gpus)
+        for line in sweeping.describe(steps, records, lambda step: executors.needs(step, base)):
+            click.echo(line)
+        click.echo(f"{len(steps)} steps on the {cfg.executor} executor; nothing run (--dry-run)")
+        return
+    if not cfg.report_only:
+        executor = executors.make_executor(cfg, gpus)
+        try:
+            failed = sweeping.run_steps(steps, logs, executor, records, echo=click.echo)
+        finally:
+            executor.close()
         if failed:
-            raise KwspiError(f"{len(failed)} step(s) failed or were not run: {', '.join(failed)}; "
-                             f"logs in {cfg.runs / 'logs'}")
+            raise KwspiError(f"{len(failed)} step(s) failed or were not run: {', '.join(failed)}; logs in {logs}")
     exported = [s.done for s in steps if s.name.endswith("/export") and s.done.exists()]
     page = _torch_side("sweep_report").report(cfg, exported)
     click.echo(f"{page}: {len(exported)} models")

@@ -23,6 +23,8 @@ from kwspi.train.speech.augment import EXTRA_AUGMENTATIONS, AugmentConfig, with_
 #: The weight-quantization schemes: per tensor in [-1, 1] (the paper), per output channel (the export).
 QUANT_SCHEMES = ("paper", "channel")
 BASELINES = ("dscnn-s", "dscnn-m", "dscnn-l")
+#: Where sweep steps run (:mod:`kwspi.train.executors`).
+EXECUTORS = ("local", "ray", "slurm", "submitit-local")
 
 
 # --- the parts of a run -------------------------------------------------------------------
@@ -240,10 +242,34 @@ class SweepConfig(Config):
                                           type=EXISTING_DIR, repeat=True)
     dataset_name: str | None = setting(None, "How the models describe their training data.")
     jobs: int | None = setting(None, "Steps run at once.", short="-j", type=POSITIVE,
-                               show="one per GPU, or 1 on a CPU")
+                               show="locally one per GPU, or 1 on a CPU; on Ray and SLURM all that fit")
     report_only: bool = setting(False, "Only rebuild the report from the models already exported.")
+    executor: str = setting("local", "Where steps run: local (processes here), ray (a Ray cluster, or one started "
+                                     "here), slurm (a SLURM job per step, through submitit), submitit-local (the "
+                                     "slurm path on this machine, to check it without a cluster).",
+                            type=click.Choice(EXECUTORS))
+    address: str | None = setting(None, "Ray: the cluster to join (auto, or HOST:PORT).",
+                                  show="a Ray instance started here")
+    partition: str | None = setting(None, "SLURM: the partition every job goes to.", show="the cluster's default")
+    gpus_per_step: int = setting(0, "Ray and SLURM: GPUs each step asks for (0: CPUs only).", type=COUNT)
+    cpus_per_step: int | None = setting(None, "CPUs each step asks for, and its threads.", type=POSITIVE,
+                                        show="the CPUs / jobs here, 1 on Ray and SLURM")
+    step_minutes: int = setting(24 * 60, "SLURM: the time limit of each job; a step cut off resumes from its "
+                                         "checkpoint when the sweep runs again.", type=POSITIVE)
+    dry_run: bool = setting(False, "Print the steps, their command lines and the resources each asks for; "
+                                   "run nothing.")
+
+    #: How a sweep runs, not what it computes: the report's command line leaves them out.
+    EXECUTION = ("jobs", "report_only", "executor", "address", "partition", "gpus_per_step", "cpus_per_step",
+                 "step_minutes", "dry_run")
 
     def __post_init__(self):
+        if self.address is not None and self.executor != "ray":
+            raise KwspiError("--address is for --executor ray")
+        if self.partition is not None and self.executor != "slurm":
+            raise KwspiError("--partition is for --executor slurm")
+        if self.gpus_per_step and self.executor == "local":
+            raise KwspiError("--gpus-per-step is for ray and slurm; the local executor gives each step one GPU")
         if not (self.betas or self.baselines):
             raise KwspiError("nothing to sweep: give at least one beta or one baseline")
         unknown = sorted(set(self.baselines) - set(BASELINES))

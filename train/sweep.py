@@ -4,9 +4,17 @@ Every step is a ``kwspi`` command run as its own process, so a sweep does exactl
 user would do by hand, each step can be rerun alone, and steps run in parallel. A plan is
 a list of :class:`Step`, each holding the config of its command
 (:mod:`kwspi.train.config`); :func:`plan` builds it from a :class:`SweepConfig` (pure), and
-:func:`run_plan` runs ``kwspi <config.to_argv()>``, at most ``jobs`` steps at a time, each
-as soon as the steps it needs are done. A step whose output exists is skipped and every
-command resumes, so an interrupted sweep continues where it stopped.
+:func:`run_steps` hands each step to an executor (:mod:`kwspi.train.executors`: processes
+here, Ray, SLURM) as soon as the steps it needs are done.
+
+Resuming: when a step finishes, ``RUNS/steps/<name>.json`` records its config and a key,
+the hash of its config and of the keys of the steps it needs (so a changed search also
+re-runs the training after it). A step is done when its output exists and its record's key
+is the current one; it is not run again. A step without a record (killed, or never run)
+runs again and its command resumes from its own checkpoint. A step whose record has another
+key ran with other settings: its run folder is moved aside to ``<folder>.stale-<old key>``
+(nothing is deleted) and it runs from the start. The records live under RUNS, not beside the
+models in RESULTS, which holds only what ships.
 
 Per (width, cepstra) the warm-up is shared: it does not depend on beta (see
 :func:`kwspi.train.search.fork_warmup`), which saves a warm-up per beta.
@@ -14,13 +22,14 @@ Per (width, cepstra) the warm-up is shared: it does not depend on beta (see
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import hashlib
+import json
+import shlex
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from kwspi.atomic import write_text
 from kwspi.settings import Config
 from kwspi.train.config import (DataConfig, ExportRun, SearchConfig, SearchRun, SweepConfig, TrainConfig,
                                 TrainRun)
@@ -91,30 +100,79 @@ def plan(cfg: SweepConfig) -> list[Step]:
     return steps
 
 
-def _slot_env(slot: int, threads: int, gpus: int) -> dict[str, str]:
-    """Threads per CPU job (unless OMP_NUM_THREADS says otherwise); one job per GPU."""
-    threads = os.environ.get("OMP_NUM_THREADS", str(threads))
-    env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
-    if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-    return env
+def step_keys(steps: list[Step]) -> dict[str, str]:
+    """Each step's key: its config and the keys of the steps it needs, hashed."""
+    keys: dict[str, str] = {}
+    for s in steps:
+        h = hashlib.sha256(s.config.to_json().encode() if s.config is not None else json.dumps(s.argv).encode())
+        for a in s.after:
+            h.update(keys[a].encode())  # KeyError: steps not in an order that respects `after`
+        keys[s.name] = h.hexdigest()[:16]
+    return keys
 
 
-def kwspi_argv(argv: tuple[str, ...]) -> list[str]:
-    """The command line of ``kwspi ARGV`` with this interpreter (no PATH lookup)."""
-    return [sys.executable, "-m", "kwspi", *argv]
+def record_path(records: Path, step: Step) -> Path:
+    return records / (step.name.replace("/", "--") + ".json")
 
 
-def run_plan(steps: list[Step], logs: Path, jobs: int = 1, gpus: int = 0, echo=print, command=kwspi_argv) -> list[str]:
-    """Run ``steps`` (skipping those already done), at most ``jobs`` at once; each step's
-    output goes to ``logs/<name>.log``. Returns the names of the steps that failed or were
-    not run because a step they need failed. ``command(argv)`` is the process to start."""
+def step_state(step: Step, key: str, records: Path) -> str:
+    """``done``, ``changed`` (it ran with another config) or ``to run``."""
+    try:
+        recorded = json.loads(record_path(records, step).read_text())["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "to run"
+    if recorded != key:
+        return "changed"
+    return "done" if step.done.exists() else "to run"
+
+
+def write_record(records: Path, step: Step, key: str) -> None:
+    record = {"step": step.name, "key": key, "command": ["kwspi", *step.argv],
+              "config": step.config.to_dict() if step.config is not None else None}
+    write_text(record_path(records, step), json.dumps(record, indent=1) + "\n")
+
+
+def move_aside(step: Step, records: Path) -> Path | None:
+    """Move the run folder of a step that ran with another config out of its way; where to."""
+    path = record_path(records, step)
+    old = json.loads(path.read_text())["key"]
+    out = getattr(step.config, "out", None)
+    target = None
+    if out is not None and Path(out).is_dir():
+        target, n = Path(out).with_name(f"{Path(out).name}.stale-{old}"), 1
+        while target.exists():
+            n += 1
+            target = Path(out).with_name(f"{Path(out).name}.stale-{old}-{n}")
+        Path(out).rename(target)
+    path.unlink()  # from now on a killed rerun resumes instead of being moved aside again
+    return target
+
+
+def describe(steps: list[Step], records: Path, resources) -> list[str]:
+    """``--dry-run``: each step, its state, what it asks for (``resources(step)``), what it
+    needs, its command."""
+    keys = step_keys(steps)
+    lines = []
+    for s in steps:
+        after = f"; after {', '.join(s.after)}" if s.after else ""
+        lines.append(f"{s.name} [{step_state(s, keys[s.name], records)}] asks for {resources(s)}{after}")
+        lines.append(f"    kwspi {shlex.join(s.argv)}")
+    return lines
+
+
+def run_steps(steps: list[Step], logs: Path, executor, records: Path | None = None, echo=print) -> list[str]:
+    """Run the ``steps`` not yet done on ``executor``, each once the steps it needs are done;
+    a step's output goes to ``logs/<name>.log`` and its record to ``records`` (default
+    ``logs/../steps``). Returns the names of the steps that failed or were not run because
+    a step they need failed."""
     logs.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    done = {s.name for s in steps if s.done.exists()}
+    records = records or logs.parent / "steps"
+    keys = step_keys(steps)
+    states = {s.name: step_state(s, keys[s.name], records) for s in steps}
+    done = {name for name, state in states.items() if state == "done"}
     failed: list[str] = []
     waiting = [s for s in steps if s.name not in done]
-    running: dict[int, tuple[Step, subprocess.Popen, float]] = {}
+    running: dict[int, tuple[Step, object, float]] = {}  # by slot: the local executor's GPU is its slot
     total, started = len(steps), len(done)
     if started:
         echo(f"{started} of {total} steps already done")
@@ -123,34 +181,36 @@ def run_plan(steps: list[Step], logs: Path, jobs: int = 1, gpus: int = 0, echo=p
             blocked = {s.name for s in waiting if any(a in failed for a in s.after)}
             failed += [s.name for s in waiting if s.name in blocked]
             waiting = [s for s in waiting if s.name not in blocked]
-            for slot in range(jobs):
-                if slot in running:
-                    continue
+            while executor.slots is None or len(running) < executor.slots:
                 ready = next((s for s in waiting if all(a in done for a in s.after)), None)
                 if ready is None:
                     break
                 waiting.remove(ready)
-                log_path = logs / (ready.name.replace("/", "--") + ".log")
-                with open(log_path, "a") as out:  # a resumed step keeps the log of its first try
-                    process = subprocess.Popen(command(ready.argv), stdout=out, stderr=subprocess.STDOUT,
-                                               env=_slot_env(slot, threads, gpus))
-                running[slot] = (ready, process, time.monotonic())
+                if states[ready.name] == "changed":
+                    moved = move_aside(ready, records)
+                    echo(f"    {ready.name} ran with other settings" + (f"; its run moved to {moved}" if moved else ""))
+                slot = next(i for i in range(len(running) + 1) if i not in running)
+                handle = executor.start(ready, logs / (ready.name.replace("/", "--") + ".log"), slot)
+                running[slot] = (ready, handle, time.monotonic())
                 started += 1
-                echo(f"[{started}/{total}] {ready.name}: kwspi {' '.join(ready.argv)}")
-            for slot, (step, process, began) in list(running.items()):
-                if process.poll() is None:
+                echo(f"[{started}/{total}] {ready.name} ({executor.name}, {executor.resources(ready)}): "
+                     f"kwspi {' '.join(ready.argv)}")
+            for slot, (step, handle, began) in list(running.items()):
+                code = executor.poll(handle)
+                if code is None:
                     continue
                 del running[slot]
                 seconds = time.monotonic() - began
-                if process.returncode == 0 and step.done.exists():
+                if code == 0 and step.done.exists():
                     done.add(step.name)
+                    write_record(records, step, keys[step.name])
                     echo(f"    {step.name} done in {seconds:.0f} s")
                 else:
                     failed.append(step.name)
-                    echo(f"    {step.name} FAILED (exit {process.returncode}); see {logs}")
+                    echo(f"    {step.name} FAILED (exit {code}); see {logs}")
             if running:
-                time.sleep(0.5)
+                time.sleep(executor.poll_s)
     finally:
-        for _, process, _ in running.values():  # Ctrl-C: no orphans left training
-            process.terminate()
+        for _, handle, _ in running.values():  # Ctrl-C: no orphans left training
+            executor.cancel(handle)
     return failed

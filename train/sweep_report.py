@@ -145,7 +145,9 @@ def report(cfg: SweepConfig, exported: list[Path]) -> Path:
         raise KwspiError(f"no exported models under {cfg.results / 'models'}: run the sweep first")
     families = f"{Path(cfg.eval_data[0]).name}/all" if cfg.eval_data else None
     rows = [model_row(path, families) for path in exported]
-    command = shlex.join(["kwspi", *dataclasses.replace(cfg, jobs=None, report_only=False).to_argv()])
+    # What was computed, not how it ran: the same page whichever executor ran the steps.
+    how = {f.name: f.default for f in dataclasses.fields(cfg) if f.name in SweepConfig.EXECUTION}
+    command = shlex.join(["kwspi", *dataclasses.replace(cfg, **how).to_argv()])
     preamble = (f"Data: {cfg.dataset_name or cfg.data}. Betas {_joined(cfg.betas)}, widths {_joined(cfg.width_mults)}, "
                 f"cepstra {_joined(cfg.n_mfccs)}, target {cfg.target_macs:g} MACs, {cfg.warmup_epochs} warm-up epochs "
                 f"(lr {cfg.warmup_lr:g}, shared by every beta) and {cfg.search_epochs} search epochs per beta, "

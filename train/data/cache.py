@@ -1,11 +1,11 @@
 """The feature cache: one split's features on disk, keyed by what they were made from.
 
 Features are written to ``<cache_dir>/<dataset fingerprint>/`` as ``.npy``
-files (memory-mapped when read back), atomically (temp file, then rename):
+files (memory-mapped when read back):
 
-- ``<split>-<examples>-<front end>.json``: which examples were loaded, and the counts;
-- ``<split>-<examples>-<front end>.npy``: unaugmented features (every eval split);
-- ``<split>-<examples>-<front end>-<augment>-s<seed>-v<k>.npy``: augmented view ``k``.
+- ``<split>-<examples>-<front end>.json``: which examples were loaded (``kept``), and the counts;
+- ``<split>-<examples>-<front end>-k<kept>.npy``: unaugmented features (every eval split);
+- ``<split>-<examples>-<front end>-k<kept>-<augment>-s<seed>-v<k>.npy``: augmented view ``k``.
 
 The fingerprint hashes the relative path, size and mtime of every clip, noise recording
 and list file, so adding, removing or rewriting a clip starts a fresh cache; ``<examples>``
@@ -13,6 +13,20 @@ hashes the split's example list (task and seed pick the unknown clips); ``<front
 is :meth:`FeatureConfig.hash`; ``<augment>`` is :meth:`AugmentConfig.hash`. The default
 cache folder is ``<root>/.kwspi-cache``, or ``$XDG_CACHE_HOME/kwspi`` (``~/.cache/kwspi``)
 when the data folder is read-only. Nothing ever deletes old cache files.
+
+Many writers at once (sweep steps on several machines sharing the folder over NFS): atomic
+publication, no lock. Each file is first written whole under a temp name unique to its
+process and host (pid and random bits, in the same folder), then published in one atomic
+step; the metadata goes last, so views without it are never trusted. A view's name says
+everything it depends on (``<kept>`` too), so a name always means the same bytes, and a view
+is published with ``link`` (which fails when the name exists) rather than ``rename``: a view
+once there is never replaced, because on NFS a file replaced by another machine under a
+reader's memory map turns stale (ESTALE, a SIGBUS). Only a file that does not hold what its
+name says (a shape that does not match) is replaced. The metadata is small and read whole,
+so it is replaced atomically. Why no lock: locks over NFS hang on lockd and a crashed holder
+leaves one behind, while the worst the lock-free way costs is that steps starting the same
+split at the same moment each compute it once, never a torn or mixed file (tested with two
+processes writing one split). Per-step files would recompute every split in every step.
 """
 
 from __future__ import annotations
@@ -28,14 +42,14 @@ from typing import Callable
 import numpy as np
 
 from kwspi import gsc
-from kwspi.atomic import atomic_write
+from kwspi.atomic import atomic_write, temp_path
 from kwspi.features import FeatureConfig
 
 log = logging.getLogger(__name__)
 
 CACHE_DIR_NAME = ".kwspi-cache"
 #: Bumped when the cache's file layout or contents change meaning.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: views named by their kept examples, published without replacing
 
 
 def dataset_fingerprint(root) -> str:
@@ -98,6 +112,24 @@ def _write_atomic(path: Path, write: Callable) -> None:
         write(f)
 
 
+def _publish_view(path: Path, arr: np.ndarray) -> None:
+    """Write ``arr`` to ``path`` unless a valid file is already there (see the module doc)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "xb") as f:
+            np.save(f, arr)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if _read_view(path, arr.shape) is None:  # not what its name says: nobody can use it
+                os.replace(tmp, path)
+        except OSError:  # a file system without hard links: an atomic rename is the best left
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _read_view(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     """A cached view, memory-mapped, or ``None`` when missing or not the expected shape."""
     try:
@@ -129,10 +161,12 @@ class CachePlan:
     def meta(self) -> Path:
         return self.folder / f"{self.stem}.json"
 
-    def view(self, view: int | None) -> Path:
+    def view(self, view: int | None, kept: list[int]) -> Path:
+        """View ``view`` (``None``: unaugmented) of the examples ``kept``."""
+        kept_hash = hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:8]
         if view is None:
-            return self.folder / f"{self.stem}.npy"
-        return self.folder / f"{self.stem}-{self.aug_hash}-s{self.seed}-v{view}.npy"
+            return self.folder / f"{self.stem}-k{kept_hash}.npy"
+        return self.folder / f"{self.stem}-k{kept_hash}-{self.aug_hash}-s{self.seed}-v{view}.npy"
 
 
 def read_cached(plan: CachePlan, wanted, cfg: FeatureConfig) -> tuple[dict, dict | None]:
@@ -142,7 +176,7 @@ def read_cached(plan: CachePlan, wanted, cfg: FeatureConfig) -> tuple[dict, dict
     shape = (len(meta["kept"]), 1, cfg.n_mfcc, cfg.n_frames)
     found = {}
     for v in wanted:
-        arr = _read_view(plan.view(v), shape)
+        arr = _read_view(plan.view(v, meta["kept"]), shape)
         if arr is not None:
             found[v] = arr
     return found, meta
@@ -152,7 +186,7 @@ def write_cache(plan: CachePlan, computed: dict, kept: np.ndarray, stats: dict) 
     meta = {"version": CACHE_VERSION, "kept": kept.tolist(), "stats": stats}
     try:
         for v, arr in computed.items():
-            _write_atomic(plan.view(v), lambda f, a=arr: np.save(f, a))
+            _publish_view(plan.view(v, meta["kept"]), arr)
         # Metadata last: views without it are never trusted.
         _write_atomic(plan.meta, lambda f: f.write(json.dumps(meta).encode()))
     except OSError as e:
