@@ -56,22 +56,28 @@ LABEL = {"espeak": "espeak-ng", "mbrola": "MBROLA", "rhvoice": "RHVoice", "piper
 class Mix:
     """One training pool: which engines' clips a model is trained on."""
 
-    kind: str  # baseline, fold or curve
+    kind: str  # baseline, fold, curve or control
     engines: tuple[str, ...]
+    # A control's own pool: this many speakers of its one engine (the folds' data size).
+    speakers: int | None = None
 
     @property
     def tag(self) -> str:
-        return "+".join(self.engines)
+        return "+".join(self.engines) + (f"-{self.speakers}sp" if self.speakers else "")
 
     def unheard(self, engines=ENGINES) -> tuple[str, ...]:
         """The engines this model never heard: what it is scored on."""
         return tuple(e for e in engines if e not in self.engines)
 
 
-def plan_mixes(engines=ENGINES, held_out=HELD_OUT, curve: bool = True) -> list[Mix]:
-    """The baseline (the first engine alone), one fold per held-out engine, and the curve's
-    steps that are neither (the first k engines, for k from 2 up to the last but two)."""
+def plan_mixes(engines=ENGINES, held_out=HELD_OUT, curve: bool = True, control: int | None = None) -> list[Mix]:
+    """The baseline (the first engine alone), one fold per held-out engine, the curve's
+    steps that are neither (the first k engines, for k from 2 up to the last but two), and
+    with ``control`` the first engine alone with that many speakers: a fold has more clips
+    than the baseline, and the control says how much of a fold's gain more clips alone buy."""
     mixes = [Mix("baseline", engines[:1])] + [Mix("fold", tuple(e for e in engines if e != h)) for h in held_out]
+    if control:
+        mixes.append(Mix("control", engines[:1], control))
     if curve:
         have = {m.engines for m in mixes}
         mixes += [Mix("curve", engines[:k]) for k in range(2, len(engines) - 1) if engines[:k] not in have]
@@ -82,7 +88,7 @@ def curve_mixes(mixes: list[Mix], engines=ENGINES) -> list[Mix]:
     """The curve in order: its stem (the first engine, + the second, ... up to the last but
     two), then each mix that adds one more engine to the stem (the folds of the last
     engines), in the order of ``engines``."""
-    by = {m.engines: m for m in mixes}
+    by = {m.engines: m for m in mixes if m.kind != "control"}
     stem = [by[engines[:k]] for k in range(1, len(engines) - 1) if engines[:k] in by]
     last = set(stem[-1].engines)
     branches = [m for m in mixes if len(m.engines) == len(last) + 1 and last < set(m.engines)]
@@ -94,9 +100,8 @@ def curve_mixes(mixes: list[Mix], engines=ENGINES) -> list[Mix]:
 # Data
 
 
-def synth_pool(engine: str, root: Path, speakers: int, seed: int = 0) -> Path:
-    """``kwspi synth`` of one engine into ``root/engine``; clips already there are kept."""
-    out = root / engine
+def synth_pool(engine: str, out: Path, speakers: int, seed: int = 0) -> Path:
+    """``kwspi synth`` of one engine into ``out``; clips already there are kept."""
     subprocess.run([sys.executable, "-m", "kwspi", "synth", str(out), "--engines", engine, "--speakers", str(speakers),
                     "--words", ",".join(WORDS), "--seed", str(seed), "-j", "2"], check=True)
     return out
@@ -243,39 +248,41 @@ def real_cell(rows: list[dict]) -> str:
     return ", ".join(f"{g['right']}/{g['of']}" for g in got)
 
 
-def fold_table(rows: list[dict], held_out=HELD_OUT, engines=ENGINES) -> str:
+def fold_table(rows: list[dict], held_out=HELD_OUT, engines=ENGINES, control: int | None = None) -> str:
     """One line per held-out engine: the fold's model (trained on every other engine) and the
-    baseline model (the first engine alone) on it; then the mean and the worst over folds,
-    and the real-voice counts."""
+    baseline model (the first engine alone) on it, and the control (the first engine alone,
+    ``control`` speakers) when it ran; then the mean and the worst over folds, and the
+    real-voice counts."""
     by_mix: dict[str, list[dict]] = {}
     for r in rows:
         by_mix.setdefault(r["mix"], []).append(r)
-    base = by_mix.get(engines[0], [])
-    lines = ["| held-out engine | fold model: trained on | fold model on it | "
-             f"{LABEL.get(engines[0], engines[0])}-only model on it |", "|---|---|---:|---:|"]
-    fold_means, base_means = {}, {}
-    for h in held_out:
-        tag = "+".join(e for e in engines if e != h)
-        fold = by_mix.get(tag, [])
-        if not fold:
-            continue
-        fold_means[h] = mean([r["unheard"][h]["accuracy"] for r in fold])
-        base_means[h] = mean([r["unheard"][h]["accuracy"] for r in base if h in r["unheard"]])
+    first = LABEL.get(engines[0], engines[0])
+    others = [(f"{first}-only model on it", by_mix.get(engines[0], []))]
+    if control and by_mix.get(Mix("control", engines[:1], control).tag):
+        others.append((f"{first}-only, {control} speakers, on it", by_mix[Mix("control", engines[:1], control).tag]))
+    lines = ["| held-out engine | fold model: trained on | fold model on it | " + " | ".join(t for t, _ in others) + " |",
+             "|---|---|---:|" + "---:|" * len(others)]
+    folds = {h: by_mix.get("+".join(e for e in engines if e != h), []) for h in held_out}
+    folds = {h: rs for h, rs in folds.items() if rs}
+    columns = [folds] + [{h: rs for h in folds} for _, rs in others]
+    means = [{h: mean([r["unheard"][h]["accuracy"] for r in col[h] if h in r["unheard"]]) for h in folds}
+             for col in columns]
+    for h in folds:
         trained = ", ".join(LABEL.get(e, e) for e in engines if e != h)
-        lines.append(f"| {LABEL.get(h, h)} | {trained} | {cell(fold, h)} | {cell(base, h) if base else '–'} |")
-    if fold_means:
-        def agg(d, f):
-            vals = [v for v in d.values() if v is not None]
-            return f"{100 * f(vals):.1f}" if vals else "–"
+        lines.append(f"| {LABEL.get(h, h)} | {trained} | " + " | ".join(cell(col[h], h) if col[h] else "–"
+                                                                      for col in columns) + " |")
+    if folds:
+        def agg(d, f, bold=False):
+            vals = {h: v for h, v in d.items() if v is not None}
+            if not vals:
+                return "–"
+            text = f"**{100 * f(vals.values()):.1f}**" if bold else f"{100 * f(vals.values()):.1f}"
+            return text + (f" ({LABEL.get(min(vals, key=vals.get))})" if f is min else "")
 
-        worst_f = min(fold_means, key=fold_means.get)
-        worst_b = min((h for h in base_means if base_means[h] is not None), key=base_means.get, default=None)
-        lines.append(f"| **mean** | | **{agg(fold_means, statistics.mean)}** | {agg(base_means, statistics.mean)} |")
-        lines.append(f"| **worst** | | **{agg(fold_means, min)}** ({LABEL.get(worst_f, worst_f)}) | "
-                     f"{agg(base_means, min)}" + (f" ({LABEL.get(worst_b, worst_b)})" if worst_b else "") + " |")
-        real = [real_cell(by_mix.get("+".join(e for e in engines if e != h), [])) for h in fold_means]
-        lines.append(f"| real voices (41 clips): right | | {'; '.join(f'{LABEL[h]} fold {c}' for h, c in zip(fold_means, real))} "
-                     f"| {real_cell(base)} |")
+        lines.append("| **mean** | | " + " | ".join(agg(m, statistics.mean, i == 0) for i, m in enumerate(means)) + " |")
+        lines.append("| **worst** | | " + " | ".join(agg(m, min, i == 0) for i, m in enumerate(means)) + " |")
+        real = "; ".join(f"{LABEL.get(h, h)} fold {real_cell(rs)}" for h, rs in folds.items())
+        lines.append(f"| real voices (41 clips): right | | {real} | " + " | ".join(real_cell(rs) for _, rs in others) + " |")
     return "\n".join(lines)
 
 
@@ -318,15 +325,21 @@ def main():
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     parser.add_argument("--no-curve", action="store_true", help="the baseline and the folds only")
+    parser.add_argument("--control-speakers", type=int, default=None,
+                        help="also train espeak-ng alone with this many speakers (about a fold's clips)")
     parser.add_argument("-j", "--jobs", type=int, default=1)
     args = parser.parse_args()
 
     from kwspi.train.sweep import run_plan
 
-    pools = {e: synth_pool(e, args.pools, SPEAKERS[e]) for e in ENGINES}
-    mixes = plan_mixes(curve=not args.no_curve)
+    pools = {e: synth_pool(e, args.pools / e, SPEAKERS[e]) for e in ENGINES}
+    mixes = plan_mixes(curve=not args.no_curve, control=args.control_speakers)
     for m in mixes:
-        combine([pools[e] for e in m.engines], args.work / "mix" / m.tag)
+        if m.speakers:
+            src = [synth_pool(m.engines[0], args.pools / m.tag, m.speakers)]
+        else:
+            src = [pools[e] for e in m.engines]
+        combine(src, args.work / "mix" / m.tag)
     failed = run_plan(steps(args, mixes), args.work / "logs", args.jobs)
 
     rows = []
@@ -343,12 +356,13 @@ def main():
     command = (f".venv/bin/python studies/voices.py --pools {args.pools} --real {args.real} --work {args.work} "
                f"--out {args.out} --arch {args.arch} --epochs {args.epochs} --lr {args.lr} --views {args.views} "
                f"--batch-size {args.batch_size} "
-               f"--seeds {','.join(map(str, args.seeds))}" + (" --no-curve" if args.no_curve else ""))
+               f"--seeds {','.join(map(str, args.seeds))}" + (" --no-curve" if args.no_curve else "")
+               + (f" --control-speakers {args.control_speakers}" if args.control_speakers else ""))
     payload = {"study": NAME, "command": command, "words": list(WORDS), "speakers": SPEAKERS,
                "pools": {e: pool_sizes(p) for e, p in pools.items()}, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / f"{NAME}.json", json.dumps(payload, indent=1) + "\n")
-    print(fold_table(rows))
+    print(fold_table(rows, control=args.control_speakers))
     print()
     print(curve_table(rows, curve_mixes(mixes)))
     if failed:

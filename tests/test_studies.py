@@ -121,3 +121,18 @@ def test_voices_combine_links_every_pool_and_merges_lists_and_catalogues(tmp_pat
     assert {p: p.stat().st_mtime_ns for p in dst.rglob("*")} == before
     voices.combine([a], dst)  # and a smaller mix drops the other pool's clips
     assert len(list(dst.glob("[!_]*/*.wav"))) == len(list(a.glob("[!_]*/*.wav")))
+
+
+def test_voices_control_is_the_first_engine_alone_with_its_own_pool_and_column():
+    import voices
+
+    mixes = voices.plan_mixes(control=210)
+    control = [m for m in mixes if m.kind == "control"]
+    assert [(m.tag, m.unheard()) for m in control] == [("espeak-210sp", voices.HELD_OUT)]
+    assert "espeak-210sp" not in [m.tag for m in voices.curve_mixes(mixes)]
+    rows = [_voices_row(m.tag, 0, {e: 0.5 for e in m.unheard()}) for m in mixes]
+    rows[mixes.index(control[0])]["unheard"] = {e: {"accuracy": 0.6} for e in voices.HELD_OUT}
+    lines = voices.fold_table(rows, control=210).splitlines()
+    assert lines[0].endswith("| espeak-ng-only model on it | espeak-ng-only, 210 speakers, on it |")
+    assert lines[2].endswith("| 50.0 | 50.0 | 60.0 |")
+    assert lines[-3] == "| **mean** | | **50.0** | 50.0 | 60.0 |"
