@@ -13,7 +13,9 @@ Every int8 model is scored on every clip of each engine it never trained on (``k
 --split all``: the keyword clips, a tenth as many other words, a tenth silence; the figure
 here counts the spoken clips only, from eval's ``per_engine``) and on the real-voice test
 set (``studies/real_voices.py score``, 41 clips) when ``data/real-voices`` exists. The
-steps run through the sweep's runner, so a rerun skips finished runs.
+steps run through the sweep's runner, so a rerun skips finished runs. It writes
+``results/voices.json`` and prints the two tables; ``results/voices.md`` holds them with
+the reading that numbers this noisy need, written by hand.
 
 Example:
     .venv/bin/python studies/voices.py --seeds 0,1
