@@ -50,3 +50,89 @@ def test_subset_ignores_words_added_to_the_source_later(tmp_path):
     common.make_subset(src, dst, train_speakers=3)
     assert sorted(p.relative_to(dst) for p in dst.rglob("*.wav")) == before
     assert not (dst / "stray").exists()
+
+
+def test_voices_plans_a_baseline_one_fold_per_held_out_engine_and_the_curve():
+    import voices
+
+    mixes = voices.plan_mixes()
+    tags = [m.tag for m in mixes]
+    assert tags[0] == "espeak" and mixes[0].kind == "baseline"
+    folds = [m for m in mixes if m.kind == "fold"]
+    assert [m.unheard() for m in folds] == [(h,) for h in voices.HELD_OUT]  # each fold misses exactly one
+    assert all("espeak" in m.engines for m in mixes)
+    assert len(tags) == len(set(tags))  # no run is trained twice
+    # The curve reuses the folds without Piper and without Kokoro as its last two steps.
+    order = [m.tag for m in voices.curve_mixes(mixes)]
+    assert order == ["espeak", "espeak+mbrola", "espeak+mbrola+rhvoice", "espeak+mbrola+rhvoice+piper",
+                     "espeak+mbrola+rhvoice+kokoro"]
+    assert [m.tag for m in voices.plan_mixes(curve=False)] == tags[:1 + len(voices.HELD_OUT)]
+
+
+def _voices_row(mix, seed, accs, right=5):
+    return {"mix": mix, "seed": seed, "train_clips": 1000,
+            "unheard": {e: {"accuracy": a} for e, a in accs.items()}, "real": {"all": {"right": right, "of": 41}}}
+
+
+def test_voices_fold_table_gives_each_fold_its_mean_and_its_worst_beside_the_baseline():
+    import voices
+
+    engines, held = ("espeak", "mbrola", "kokoro"), ("mbrola", "kokoro")
+    rows = [_voices_row("espeak", 0, {"mbrola": 0.5, "kokoro": 0.3}, right=2),
+            _voices_row("espeak+kokoro", 0, {"mbrola": 0.8}), _voices_row("espeak+kokoro", 1, {"mbrola": 0.6}),
+            _voices_row("espeak+mbrola", 0, {"kokoro": 0.4}), _voices_row("espeak+mbrola", 1, {"kokoro": 0.5})]
+    lines = voices.fold_table(rows, held, engines).splitlines()
+    assert lines[2].startswith("| MBROLA | espeak-ng, Kokoro | 70.0 (80.0, 60.0) | 50.0 |")
+    assert lines[3].startswith("| Kokoro | espeak-ng, MBROLA | 45.0 (40.0, 50.0) | 30.0 |")
+    assert lines[4] == "| **mean** | | **57.5** | 40.0 |"
+    assert lines[5] == "| **worst** | | **45.0** (Kokoro) | 30.0 (Kokoro) |"
+    assert "MBROLA fold 5/41, 5/41" in lines[6] and lines[6].endswith("| 2/41 |")
+
+
+def test_voices_curve_table_marks_the_engines_a_step_trained_on(tmp_path):
+    import voices
+
+    mixes = voices.plan_mixes()
+    rows = [_voices_row(m.tag, 0, {e: 0.5 for e in m.unheard()}) for m in mixes]
+    lines = voices.curve_table(rows, voices.curve_mixes(mixes)).splitlines()
+    assert len(lines) == 2 + 5
+    assert lines[2] == "| espeak-ng | 1,000 | 50.0 | 50.0 | 5/41 |"
+    assert lines[5].startswith("| espeak-ng + MBROLA + RHVoice + Piper | 1,000 | 50.0 | trained on |")
+    assert lines[6].startswith("| espeak-ng + MBROLA + RHVoice + Kokoro | 1,000 | trained on | 50.0 |")
+
+
+def test_voices_combine_links_every_pool_and_merges_lists_and_catalogues(tmp_path):
+    import voices
+
+    a = make_gsc(tmp_path / "a", words=("yes", "bed"), n_speakers=6, layout="v2")
+    b = make_gsc(tmp_path / "b", words=("yes",), n_speakers=4, layout="v2")
+    for root, prefix in ((a, "a"), (b, "b")):  # distinct speakers, as engines' hashed ids are
+        for wav in root.glob("*/*.wav"):
+            wav.rename(wav.with_name(prefix + wav.name))
+        (root / gsc.TESTING_LIST).write_text(f"yes/{prefix}x_nohash_0.wav\n")
+        (root / gsc.CATALOGUE).write_text(f"speaker,engine\n{prefix}x,{prefix}\n")
+    dst = voices.combine([a, b], tmp_path / "mix")
+    n = len(list(a.glob("[!_]*/*.wav"))) + len(list(b.glob("[!_]*/*.wav")))
+    assert len(list(dst.glob("[!_]*/*.wav"))) == n
+    assert (dst / gsc.TESTING_LIST).read_text() == "yes/ax_nohash_0.wav\nyes/bx_nohash_0.wav\n"
+    assert (dst / gsc.CATALOGUE).read_text() == "speaker,engine\nax,a\nbx,b\n"
+    before = {p: p.stat().st_mtime_ns for p in dst.rglob("*")}
+    voices.combine([a, b], dst)  # a rerun changes nothing, so the feature cache stays valid
+    assert {p: p.stat().st_mtime_ns for p in dst.rglob("*")} == before
+    voices.combine([a], dst)  # and a smaller mix drops the other pool's clips
+    assert len(list(dst.glob("[!_]*/*.wav"))) == len(list(a.glob("[!_]*/*.wav")))
+
+
+def test_voices_control_is_the_first_engine_alone_with_its_own_pool_and_column():
+    import voices
+
+    mixes = voices.plan_mixes(control=210)
+    control = [m for m in mixes if m.kind == "control"]
+    assert [(m.tag, m.unheard()) for m in control] == [("espeak-210sp", voices.HELD_OUT)]
+    assert "espeak-210sp" not in [m.tag for m in voices.curve_mixes(mixes)]
+    rows = [_voices_row(m.tag, 0, {e: 0.5 for e in m.unheard()}) for m in mixes]
+    rows[mixes.index(control[0])]["unheard"] = {e: {"accuracy": 0.6} for e in voices.HELD_OUT}
+    lines = voices.fold_table(rows, control=210).splitlines()
+    assert lines[0].endswith("| espeak-ng-only model on it | espeak-ng-only, 210 speakers, on it |")
+    assert lines[2].endswith("| 50.0 | 50.0 | 60.0 |")
+    assert lines[-3] == "| **mean** | | **50.0** | 50.0 | 60.0 |"
