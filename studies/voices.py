@@ -19,6 +19,9 @@ the reading that numbers this noisy need, written by hand.
 
 Example:
     .venv/bin/python studies/voices.py --seeds 0,1
+
+(Past ~350 lines: the pools, the three kinds of mix, the scoring and the two tables are one
+study read top to bottom; nothing here is used elsewhere.)
 """
 
 from __future__ import annotations
