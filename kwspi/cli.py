@@ -27,7 +27,7 @@ from kwspi.progress import silent
 #: is repeated here so that `kwspi --help` imports none of them (torch, sounddevice);
 #: a test checks it matches each command's own.
 LAZY_COMMANDS = {
-    "synth": ("kwspi.train.cli:synth", "Synthesize spoken words with espeak-ng, in Google Speech Commands' layout."),
+    "synth": ("kwspi.train.cli:synth", "Synthesize spoken words with voice engines, in Google Speech Commands' layout."),
     "train": ("kwspi.train.cli:train", "Train a network: an architecture JSON file or a baseline name."),
     "export": ("kwspi.train.cli:export", "Export a training checkpoint to a self-describing int8 ONNX model."),
     "search": ("kwspi.train.cli:search", "Search an architecture (ProxylessNAS) under a MACs target."),

@@ -59,7 +59,7 @@ def _voice_options(command):
 # --- data ------------------------------------------------------------------------------------
 
 
-@click.command("synth", short_help="Synthesize spoken words with espeak-ng, in Google Speech Commands' layout.")
+@click.command("synth", short_help="Synthesize spoken words with voice engines, in Google Speech Commands' layout.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--speakers", "n_speakers", type=click.IntRange(min=1), default=_SYNTH.speakers, show_default=True,
               help="Number of speakers (an engine's voice, espeak-ng's with a variant, at one speed and pitch).")
