@@ -7,7 +7,6 @@ model's labels and the paper's balance (:func:`kwspi.gsc.build_split`).
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
@@ -70,16 +69,6 @@ def _split_features(root, split, cfg, task, seed, progress):
     return np.stack(X)[:, None], np.asarray(y, dtype=np.int64), skipped, speakers
 
 
-def read_catalogue(root) -> dict[str, dict[str, str]]:
-    """``speakers.csv`` of a synthetic data set (``kwspi synth`` writes it) as speaker id ->
-    row; empty for a folder without one, such as GSC."""
-    path = Path(root) / gsc.CATALOGUE
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        return {row["speaker"]: row for row in csv.DictReader(f) if row.get("speaker")}
-
-
 def breakdown(y: np.ndarray, pred: np.ndarray, speakers, catalogue: dict, column: str) -> dict:
     """Accuracy and count of the spoken examples per value of a catalogue ``column``
     (``engine``, ``voice``): on unheard engines a model is judged engine by engine."""
@@ -103,7 +92,7 @@ def evaluate_onnx(model_path, data, split: str = "testing", seed: int = 0, progr
     pred = logits.argmax(1)
     report = classification_report(y, pred, info.labels)
     report.update(model=str(model_path), data=str(Path(data)), split=split, skipped=skipped)
-    catalogue = read_catalogue(data)
+    catalogue = gsc.read_catalogue(data)
     if catalogue:
         report.update(per_engine=breakdown(y, pred, speakers, catalogue, "engine"),
                       per_voice=breakdown(y, pred, speakers, catalogue, "voice"))

@@ -17,6 +17,7 @@ This module is torch-free so that ``kwspi eval`` runs on a Raspberry Pi.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import random
 import re
@@ -169,3 +170,18 @@ def _read_list(path: Path) -> set[str]:
     if not path.exists():
         return set()
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def read_catalogue(root) -> dict[str, dict[str, str]]:
+    """A synthetic data set's ``speakers.csv`` as speaker id -> row; empty for a folder
+    without one, such as GSC. Rows written before engines existed get theirs from the voice
+    (``mb-*``: MBROLA, else espeak-ng) and an empty transform."""
+    path = Path(root) / CATALOGUE
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        rows = {r["speaker"]: r for r in csv.DictReader(f) if r.get("speaker")}
+    for r in rows.values():
+        r.setdefault("engine", "mbrola" if r.get("voice", "").startswith("mb-") else "espeak")
+        r.setdefault("transform", "")
+    return rows

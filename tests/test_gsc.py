@@ -99,3 +99,11 @@ def test_bad_folders_are_reported(tmp_path):
     (tmp_path / "bed" / "a_nohash_0.wav").write_bytes(b"")
     with pytest.raises(DatasetError, match="no clips for keyword"):
         gsc.build_split(tmp_path, gsc.ALL)
+
+
+def test_catalogue_rows_from_before_engines_get_one(tmp_path):
+    assert gsc.read_catalogue(tmp_path) == {}
+    (tmp_path / gsc.CATALOGUE).write_text("speaker,voice,variant\naaaa1111,en-us,f1\nbbbb2222,mb-us1,\n")
+    rows = gsc.read_catalogue(tmp_path)
+    assert {k: (r["engine"], r["transform"]) for k, r in rows.items()} == {
+        "aaaa1111": ("espeak", ""), "bbbb2222": ("mbrola", "")}

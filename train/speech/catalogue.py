@@ -36,16 +36,10 @@ SPEAKER_FIELDS = ("speaker", "engine", "voice", "variant", "transform", "family"
 def write_speakers_csv(out_dir, speakers: Iterable[Speaker]) -> Path:
     """Write ``speakers.csv``, merged with the rows of an earlier run, sorted by speaker id.
 
-    Rows written before engines existed get theirs from the voice (``mb-*``: MBROLA).
+    Rows written before engines existed get theirs (:func:`kwspi.gsc.read_catalogue`).
     """
     path = Path(out_dir) / gsc.CATALOGUE
-    rows = {}
-    if path.exists():
-        with open(path, newline="") as f:
-            rows = {r["speaker"]: r for r in csv.DictReader(f) if r.get("speaker")}
-        for r in rows.values():
-            r.setdefault("engine", "mbrola" if r.get("voice", "").startswith("mb-") else "espeak")
-            r.setdefault("transform", "")
+    rows = gsc.read_catalogue(out_dir)
     for s in speakers:
         split = gsc.which_set(f"{s.id}_nohash_0.wav")
         rows[s.id] = dict(zip(SPEAKER_FIELDS, (s.id, s.engine, s.voice, s.variant, s.transform, s.family,
