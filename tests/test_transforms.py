@@ -22,7 +22,7 @@ from scipy import signal
 from scipy.linalg import solve_toeplitz
 
 from kwspi.cli import main
-from kwspi.train.speech import catalogue, engines, synth, transforms
+from kwspi.train.speech import catalogue, effects, engines, synth, transforms
 from kwspi.train.speech.engines import Speaker, SynthError
 from kwspi.train.speech.transforms import Transform
 
@@ -142,7 +142,7 @@ def test_transform_names():
 def test_vtl_moves_the_formants_by_the_factor_and_keeps_the_pitch(factor):
     x = vowel()
     assert formants(x) == pytest.approx([500, 1500, 2500], rel=0.02)  # the yardstick reads true
-    y = transforms.vtl(x, factor)
+    y = effects.vtl(x, factor)
     assert y.dtype == np.float32 and len(y) == len(x)
     assert formants(y) / formants(x) == pytest.approx([factor] * 3, rel=0.04)
     assert f0_of(y) == pytest.approx(f0_of(x), rel=0.02)
@@ -153,7 +153,7 @@ def test_vtl_moves_the_formants_by_the_factor_and_keeps_the_pitch(factor):
 @pytest.mark.parametrize("semitones", [-4.0, 3.0])
 def test_pitch_moves_f0_and_keeps_the_envelope(semitones):
     x = vowel()
-    y = transforms.pitch(x, semitones)
+    y = effects.pitch(x, semitones)
     assert y.dtype == np.float32 and len(y) == len(x)
     assert f0_of(y) / f0_of(x) == pytest.approx(2 ** (semitones / 12), rel=0.02)
     assert formants(y) == pytest.approx(formants(x), rel=0.03)
@@ -162,18 +162,18 @@ def test_pitch_moves_f0_and_keeps_the_envelope(semitones):
 @needs_world
 def test_world_is_deterministic_and_passes_silence():
     x = vowel()
-    assert np.array_equal(transforms.world(x, 1.1, -2), transforms.world(x, 1.1, -2))
-    assert not np.any(transforms.vtl(np.zeros(800, np.float32), 1.1))
+    assert np.array_equal(effects.world(x, 1.1, -2), effects.world(x, 1.1, -2))
+    assert not np.any(effects.vtl(np.zeros(800, np.float32), 1.1))
 
 
 @needs_room
 def test_room_adds_a_decaying_tail_and_keeps_length_and_level():
     x = np.zeros(SR, np.float32)
     x[100] = 1.0
-    y = transforms.room(x, np.random.default_rng(5))
+    y = effects.room(x, np.random.default_rng(5))
     assert y.dtype == np.float32 and len(y) == len(x)
-    assert np.array_equal(y, transforms.room(x, np.random.default_rng(5)))
-    assert not np.array_equal(y, transforms.room(x, np.random.default_rng(6)))
+    assert np.array_equal(y, effects.room(x, np.random.default_rng(5)))
+    assert not np.array_equal(y, effects.room(x, np.random.default_rng(6)))
     assert rms(y) == pytest.approx(rms(x), rel=1e-3)
     peak = int(np.argmax(np.abs(y)))
     energy = [float(np.sum(np.square(y[peak + a: peak + b], dtype=np.float64))) for a, b in
@@ -185,9 +185,9 @@ def test_room_adds_a_decaying_tail_and_keeps_length_and_level():
 @needs_room
 def test_room_reverberation_time_is_the_one_drawn():
     for seed in range(3):
-        d = transforms.draw_room(np.random.default_rng(seed))
+        d = effects.draw_room(np.random.default_rng(seed))
         assert 0.15 <= d.rt60 <= 0.6 and all(0.5 <= t <= s - 0.5 for t, s in zip(d.talker[:2], d.size))
-        h = transforms.room_ir(np.random.default_rng(seed))
+        h = effects.room_ir(np.random.default_rng(seed))
         edc = 10 * np.log10(np.cumsum(h[::-1] ** 2)[::-1] / np.sum(h ** 2))
         # T20 (Schroeder): time from -5 to -25 dB, times three.
         t20 = 3 * (np.argmax(edc < -25) - np.argmax(edc < -5)) / SR
@@ -196,16 +196,16 @@ def test_room_reverberation_time_is_the_one_drawn():
 
 def test_mic_colours_the_spectrum_but_keeps_length_and_level():
     x = np.random.default_rng(0).standard_normal(SR).astype(np.float32) * 0.1
-    y = transforms.mic(x, np.random.default_rng(1))
+    y = effects.mic(x, np.random.default_rng(1))
     assert y.dtype == np.float32 and len(y) == len(x) and rms(y) == pytest.approx(rms(x), rel=1e-3)
-    assert np.array_equal(y, transforms.mic(x, np.random.default_rng(1)))
+    assert np.array_equal(y, effects.mic(x, np.random.default_rng(1)))
     f, px = signal.welch(x, SR, nperseg=512)
     _, py = signal.welch(y, SR, nperseg=512)
     gain = 10 * np.log10(py / px)
     # Band-limited: the lowest and highest bands lose far more than the middle.
     mid = (f > 500) & (f < 3000)
     assert gain[f < 50].max() < gain[mid].mean() - 6 and gain[f > 7900].max() < gain[mid].mean() - 6
-    other = transforms.mic(x, np.random.default_rng(2))
+    other = effects.mic(x, np.random.default_rng(2))
     assert np.abs(10 * np.log10(signal.welch(other, SR, nperseg=512)[1] / py)).max() > 2  # another microphone
 
 
@@ -334,14 +334,14 @@ def test_catalogue_row_of_a_transformed_speaker(tmp_path, fake):
 
 
 def test_missing_library_is_a_one_line_error(monkeypatch):
-    real = transforms._load
+    real = effects.load
 
     def no_world(name):
         if name in ("pyworld", "pyroomacoustics"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return real(name)
 
-    monkeypatch.setattr(transforms, "_load", no_world)
+    monkeypatch.setattr(effects, "load", no_world)
     assert transforms.unavailable(["mic", "vtl"]) == \
         "transform vtl needs pyworld: `make voices` or pip install 'kwspi[voices]'"
     with pytest.raises(SynthError, match="transform room needs pyroomacoustics"):

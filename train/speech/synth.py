@@ -29,7 +29,7 @@ from kwspi.features import SAMPLE_RATE
 from kwspi.train.speech import engines, noise
 from kwspi.train.speech.engines import RECORDED, Speaker, SynthError
 from kwspi.train.speech.espeak import PITCHES, SPEEDS
-from kwspi.train.speech.catalogue import SPEAKER_FIELDS, write_speakers_csv, write_split_lists  # noqa: F401
+from kwspi.train.speech.catalogue import write_speakers_csv, write_split_lists
 from kwspi.wavio import write_wav
 
 log = logging.getLogger(__name__)

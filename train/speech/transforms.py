@@ -1,18 +1,10 @@
 """New speakers from recorded ones: vocal-tract length, pitch, a room and a microphone.
 
-Each transform is a pure function of 16 kHz float32 audio (and, for the random ones, a seeded
-generator) that returns audio of the same length and rate:
-
-- :func:`vtl`: the spectral envelope (formants) warped by a factor along frequency, pitch kept
-  (a shorter vocal tract, factor > 1, raises every formant by that factor);
-- :func:`pitch`: F0 moved by semitones, the spectral envelope kept;
-- :func:`room`: convolution with a shoebox room's impulse response (pyroomacoustics' image
-  source method: random size, reverberation time, talker and microphone positions);
-- :func:`mic`: a random band-limited microphone response (high-pass, low-pass, resonances).
-
-``vtl`` and ``pitch`` analyse and resynthesise with WORLD (pyworld, MIT licence; not
-praat-parselmouth, which is GPL-3 and so cannot sit beside an MIT project's code). Both are
-optional: they are imported when a transform first runs, so ``import kwspi.train.speech``
+A transform changes a recorded voice into a new speaker: its formants (``vtl``, a shorter or
+longer vocal tract), its F0 (``pitch``), the room it is heard in (``room``) and the microphone
+(``mic``). The signal processing is :mod:`kwspi.train.speech.effects`; this module names a
+transform by a spec, makes transformed speakers and applies a spec to audio (:func:`apply`).
+The libraries are imported when a transform first runs, so ``import kwspi.train.speech``
 stays cheap, and :func:`unavailable` says which one is missing.
 
 A transformed speaker is named by a *spec*, one string that fixes the transform::
@@ -37,16 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.metadata
 import re
-import sys
-import types
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from kwspi.features import SAMPLE_RATE
+from kwspi.train.speech import effects
 from kwspi.train.speech.engines import RECORDED, Speaker, SynthError, key
 
 #: The kinds of transform, in the order a spec lists them (and the sound meets them).
@@ -64,8 +54,6 @@ _VTL_BOUNDS, _PITCH_BOUNDS, _INDEX_MAX = (0.5, 2.0), (-12.0, 12.0), 9999
 ROOM_TAIL_S = 0.4
 
 _STEP = re.compile(r"^(vtl|pitch|room|mic)([+-]?\d+(?:\.\d+)?)$")
-# WORLD's frame period, ms: its default, fine enough for 16 kHz words.
-_FRAME_MS = 5.0
 
 
 @dataclass(frozen=True)
@@ -213,154 +201,10 @@ def unavailable(kinds) -> str | None:
     """Why a kind among ``kinds`` cannot run here (its library is not installed), or ``None``."""
     for k in kinds:
         try:
-            _load(NEEDS[k])
+            effects.load(NEEDS[k])
         except ImportError:
             return f"transform {k} needs {NEEDS[k]}: `make voices` or pip install 'kwspi[voices]'"
     return None
-
-
-@functools.lru_cache(maxsize=None)
-def _load(name: str):
-    try:
-        return __import__(name)
-    except ModuleNotFoundError as e:
-        if name != "pyworld" or e.name != "pkg_resources":
-            raise
-    # pyworld 0.3.5, the newest on PyPI, asks pkg_resources for its own version string and
-    # nothing else; setuptools 81+ no longer ships pkg_resources. Lend it one that answers
-    # from importlib.metadata for the length of the import, then take it back.
-    shim = types.ModuleType("pkg_resources")
-    shim.get_distribution = lambda dist: types.SimpleNamespace(version=importlib.metadata.version(dist))
-    sys.modules["pkg_resources"] = shim
-    try:
-        return __import__(name)
-    finally:
-        if sys.modules.get("pkg_resources") is shim:
-            del sys.modules["pkg_resources"]
-
-
-# --- the transforms ------------------------------------------------------------------------
-
-
-def vtl(x: np.ndarray, factor: float) -> np.ndarray:
-    """``x`` with its formants (spectral envelope) moved by ``factor``, pitch kept."""
-    return world(x, factor=factor)
-
-
-def pitch(x: np.ndarray, semitones: float) -> np.ndarray:
-    """``x`` with its F0 moved by ``semitones``, spectral envelope kept."""
-    return world(x, semitones=semitones)
-
-
-def world(x: np.ndarray, factor: float = 1.0, semitones: float = 0.0) -> np.ndarray:
-    """Vocal-tract length and pitch in one WORLD analysis and resynthesis.
-
-    F0 by DIO refined by StoneMask (a tenth of Harvest's time, and words are short and
-    clean), envelope by CheapTrick, aperiodicity by D4C. The envelope and aperiodicity are
-    resampled along frequency: bin ``k`` of the output takes the input's at ``k / factor``,
-    so a peak at ``f`` moves to ``f * factor``; above the input's top (for factor < 1) the
-    top bin is held. Unvoiced frames (F0 0) stay unvoiced. Same length and level as ``x``.
-    """
-    pw = _load("pyworld")
-    x64 = np.ascontiguousarray(x, dtype=np.float64)
-    if not len(x64) or not np.any(x64):
-        return np.asarray(x, np.float32).copy()
-    f0, t = pw.dio(x64, SAMPLE_RATE, f0_floor=50.0, f0_ceil=600.0, frame_period=_FRAME_MS)
-    f0 = pw.stonemask(x64, f0, t, SAMPLE_RATE)
-    sp = pw.cheaptrick(x64, f0, t, SAMPLE_RATE)
-    ap = pw.d4c(x64, f0, t, SAMPLE_RATE)
-    if factor != 1.0:
-        bins = np.arange(sp.shape[1], dtype=np.float64)
-        src = np.minimum(bins / factor, bins[-1])
-        sp = np.stack([np.interp(src, bins, row) for row in sp])
-        ap = np.stack([np.interp(src, bins, row) for row in ap])
-    f0 = f0 * 2.0 ** (semitones / 12.0)
-    y = pw.synthesize(np.ascontiguousarray(f0), np.ascontiguousarray(sp), np.ascontiguousarray(ap),
-                      SAMPLE_RATE, _FRAME_MS)
-    return _same_level(_fit(y, len(x)), x)
-
-
-@dataclass(frozen=True)
-class RoomDraw:
-    """The room :func:`room_ir` drew: metres, seconds."""
-
-    size: tuple[float, float, float]
-    rt60: float
-    talker: tuple[float, float, float]
-    mic: tuple[float, float, float]
-
-
-def draw_room(rng: np.random.Generator) -> RoomDraw:
-    """A random room, small office to hall: 3-9 x 2.5-7 x 2.4-4 m, RT60 0.15-0.6 s, talker and
-    microphone at least 0.5 m from the walls and 0.5-3 m apart at 0.8-1.9 m height."""
-    size = (rng.uniform(3.0, 9.0), rng.uniform(2.5, 7.0), rng.uniform(2.4, 4.0))
-    rt60 = rng.uniform(0.15, 0.6)
-    lo, hi = np.array([0.5, 0.5, 0.8]), np.array([size[0] - 0.5, size[1] - 0.5, 1.9])
-    talker = rng.uniform(lo, hi)
-    for _ in range(100):
-        mic = rng.uniform(lo, hi)
-        if 0.5 <= np.linalg.norm(mic - talker) <= 3.0:
-            break
-    return RoomDraw(tuple(map(float, size)), float(rt60), tuple(map(float, talker)), tuple(map(float, mic)))
-
-
-def room_ir(rng: np.random.Generator) -> np.ndarray:
-    """The impulse response, from talker to microphone, of a room drawn by :func:`draw_room`.
-
-    Image-source model (pyroomacoustics ``ShoeBox``) with one absorption for every wall and
-    the reflection order that Sabine's formula gives for the drawn RT60 (a lower order would
-    end the tail early: capped at 17, a 0.6 s room decays in 0.4 s). The largest rooms take
-    about 0.4 s, once per speaker (:func:`apply` keeps each).
-    """
-    pra = _load("pyroomacoustics")
-    d = draw_room(rng)
-    absorption, order = pra.inverse_sabine(d.rt60, list(d.size))
-    r = pra.ShoeBox(list(d.size), fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=order)
-    r.add_source(list(d.talker))
-    r.add_microphone(list(d.mic))
-    r.compute_rir()
-    return np.asarray(r.rir[0][0], np.float64)
-
-
-def room(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``x`` as heard in a random room (:func:`room_ir`): same length and level, so
-    reverberation past the end is cut (:func:`apply_padded` leaves room for it)."""
-    return _convolve(x, room_ir(rng))
-
-
-def mic_sos(rng: np.random.Generator) -> np.ndarray:
-    """Second-order sections of a random microphone: a high-pass at 70-300 Hz (order 1-2,
-    the small capsule's bass loss), a low-pass at 3.5-7.5 kHz (order 2-4, from a phone's
-    band to a good USB microphone's) and 1-3 resonances of -6..+8 dB at 1-6 kHz (capsule
-    and housing), Q 1-4."""
-    from scipy import signal
-
-    nyq = SAMPLE_RATE / 2
-    parts = [
-        signal.butter(int(rng.integers(1, 3)), rng.uniform(70.0, 300.0) / nyq, "highpass", output="sos"),
-        signal.butter(int(rng.integers(2, 5)), rng.uniform(3500.0, 7500.0) / nyq, "lowpass", output="sos"),
-    ]
-    for _ in range(int(rng.integers(1, 4))):
-        parts.append(_peaking(rng.uniform(1000.0, 6000.0), rng.uniform(-6.0, 8.0), rng.uniform(1.0, 4.0)))
-    return np.concatenate(parts)
-
-
-def mic(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``x`` through a random microphone (:func:`mic_sos`): causal, same length and level."""
-    from scipy import signal
-
-    y = signal.sosfilt(mic_sos(rng), np.asarray(x, np.float64))
-    return _same_level(y, x)
-
-
-def _peaking(f0: float, gain_db: float, q: float) -> np.ndarray:
-    # RBJ's audio-EQ cookbook peaking filter, as one second-order section.
-    a = 10.0 ** (gain_db / 40.0)
-    w = 2.0 * np.pi * f0 / SAMPLE_RATE
-    alpha = np.sin(w) / (2.0 * q)
-    b = np.array([1 + alpha * a, -2 * np.cos(w), 1 - alpha * a])
-    den = np.array([1 + alpha / a, -2 * np.cos(w), 1 - alpha / a])
-    return np.concatenate([b / den[0], den / den[0]])[None, :]
 
 
 # --- a spec on audio -----------------------------------------------------------------------
@@ -375,13 +219,11 @@ def apply(spec: str | Transform, x: np.ndarray) -> np.ndarray:
     t = parse(spec) if isinstance(spec, str) else spec
     y = np.asarray(x, np.float32)
     if t.vtl is not None or t.pitch is not None:
-        y = world(y, factor=t.vtl or 1.0, semitones=t.pitch or 0.0)
+        y = effects.world(y, factor=t.vtl or 1.0, semitones=t.pitch or 0.0)
     if t.room is not None:
-        y = _convolve(y, _room_ir(t.room))
+        y = effects.convolve(y, _room_ir(t.room))
     if t.mic is not None:
-        from scipy import signal
-
-        y = _same_level(signal.sosfilt(_mic_sos(t.mic), np.asarray(y, np.float64)), y)
+        y = effects.filtered(y, _mic_sos(t.mic))
     return np.asarray(y, np.float32)
 
 
@@ -402,28 +244,11 @@ def step_rng(step: str) -> np.random.Generator:
 @functools.lru_cache(maxsize=256)
 def _room_ir(index: int) -> np.ndarray:
     # Kept: a speaker's every clip is in its room, and the image sources take most of the time.
-    return room_ir(step_rng(f"room{index}"))
+    return effects.room_ir(step_rng(f"room{index}"))
 
 
 @functools.lru_cache(maxsize=256)
 def _mic_sos(index: int) -> np.ndarray:
-    return mic_sos(step_rng(f"mic{index}"))
+    return effects.mic_sos(step_rng(f"mic{index}"))
 
 
-def _convolve(x: np.ndarray, ir: np.ndarray) -> np.ndarray:
-    from scipy import signal
-
-    y = signal.fftconvolve(np.asarray(x, np.float64), ir)[: len(x)]
-    return _same_level(y, x)
-
-
-def _fit(y: np.ndarray, n: int) -> np.ndarray:
-    # WORLD's output is a frame's worth longer or shorter than its input.
-    return y[:n] if len(y) >= n else np.concatenate([y, np.zeros(n - len(y))])
-
-
-def _same_level(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``y`` scaled to ``x``'s RMS, as float32: a transform changes timbre, not loudness."""
-    rx = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
-    ry = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
-    return np.asarray(y * (rx / ry) if ry > 0 else y, np.float32)
