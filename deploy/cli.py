@@ -239,7 +239,7 @@ def eval_stream(model, input_path, truth_csv, thresholds, stride_ms, do_sweep, t
     loaded = LoadedModel.load(resolve_model(model))
     source = WavSource(input_path)
     grid = SWEEP_THRESHOLDS if (do_sweep or plot_path) else None
-    with _listening_bar(source, not as_json and sys.stderr.isatty()) as advance:
+    with _listening_bar(source.seconds, not as_json and sys.stderr.isatty()) as advance:
         result = evaluate_stream(loaded, source, truth, parse_thresholds(thresholds), stride_ms, grid,
                                  target_fa_per_hour, progress=advance)
     if plot_path is not None:
@@ -287,10 +287,9 @@ def calibrate(model, negatives, positives, target_fa_per_hour, out, stride_ms, a
     from kwspi.deploy.evaluation.calibrate import calibrate as choose, write_calibrated
 
     loaded = LoadedModel.load(resolve_model(model))
-    sources = [WavSource(p) for p in negatives]  # every file checked before the long pass
     labelled = [(p, read_truth(p.with_suffix(".csv"))) for p in positives]
-    seconds = sum(s.frames / s.rate for s in sources) + sum(WavSource(p).frames / WavSource(p).rate for p in positives)
-    with _listening_bar(seconds, not as_json and sys.stderr.isatty()) as advance:
+    sources = [WavSource(p) for p in (*negatives, *positives)]  # every file checked before the long pass
+    with _listening_bar(sum(src.seconds for src in sources), not as_json and sys.stderr.isatty()) as advance:
         result = choose(loaded, negatives, target_fa_per_hour, labelled, stride_ms, progress=advance)
     write_calibrated(loaded, result, out, negatives, positives)
     if as_json:
@@ -307,12 +306,10 @@ def calibrate(model, negatives, positives, target_fa_per_hour, out, stride_ms, a
 
 
 @contextlib.contextmanager
-def _listening_bar(audio, shown: bool):
-    """A callback taking seconds of audio done, drawing a bar on stderr when ``shown``;
-    ``audio`` is a WavSource or a number of seconds."""
+def _listening_bar(seconds: float, shown: bool):
+    """A callback taking seconds of audio done, drawing a bar on stderr when ``shown``."""
     if not shown:
         yield None
         return
-    seconds = audio.frames / audio.rate if isinstance(audio, WavSource) else audio
     with progress_bar("listening", int(seconds * 1000)) as advance:
         yield lambda done: advance(int(round(done * 1000)))

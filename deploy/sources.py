@@ -92,7 +92,12 @@ class WavSource:
         self.block = max(1, int(round(block_s * self.rate)))
         resampled = "" if self.rate == SAMPLE_RATE else f", resampled from {self.rate} Hz"
         pace = "in real time" if realtime else "as fast as possible"
-        self.description = f"WAV file {self.path} ({self.frames / self.rate:.2f} s{resampled}, {pace})"
+        self.description = f"WAV file {self.path} ({self.seconds:.2f} s{resampled}, {pace})"
+
+    @property
+    def seconds(self) -> float:
+        """Length of the file's audio."""
+        return self.frames / self.rate
 
     def blocks(self, stop: threading.Event) -> Iterator[np.ndarray]:
         resampler = Resampler(self.rate)

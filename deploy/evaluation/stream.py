@@ -84,7 +84,7 @@ def run_stream(model: LoadedModel, source: WavSource, thresholds=None, stride_ms
     n_labels = len(model.info.labels)
     trace = ScoreTrace(np.asarray(times, np.float64),
                        np.asarray(posteriors, np.float64).reshape(len(times), n_labels))
-    return StreamRun(tuple(found), trace, source.frames / source.rate, detector.thresholds)
+    return StreamRun(tuple(found), trace, source.seconds, detector.thresholds)
 
 
 def replay(trace: ScoreTrace, model: LoadedModel, thresholds=None, stride_ms: int = DEFAULT_STRIDE_MS) -> list[Detection]:
