@@ -53,9 +53,10 @@ early_signals = {signal.SIGHUP: threading.Event(), signal.SIGINT: threading.Even
 def _remember_early_signals(args):
     # Without this, a SIGHUP while `listen` imports onnxruntime and loads its model kills
     # it (a death systemd counts as clean, so it stays dead) and a Ctrl-C prints a traceback.
-    # `import kwspi` (numpy, scipy) comes before this point: the unit's Type=notify keeps
-    # systemd's reloads until the service is listening, and RestartForceExitStatus=SIGHUP
-    # restarts a process a SIGHUP killed before this. Only for `listen`: the other commands
+    # Only click and kwspi's light modules load before this point (the front end and scipy
+    # load lazily, tested); for that moment the unit's Type=notify holds systemd's reloads
+    # until the service listens, and RestartForceExitStatus=SIGHUP restarts a process a
+    # SIGHUP killed anyway. Only for `listen`: the other commands
     # keep Python's Ctrl-C (KeyboardInterrupt), which training's clean-up relies on. The
     # group's options are all flags, so its first other word is the command.
     command = next((a for a in args if not a.startswith("-")), None)
