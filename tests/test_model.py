@@ -106,3 +106,13 @@ def test_forward_shapes_and_input_norm(arch):
     y = model(x * s + m)
     model = identity
     torch.testing.assert_close(y, model(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", [dscnn("s"), PAPER_20MFCC_BETA8])
+def test_embed_is_what_the_classifier_sees(arch):
+    """Enrollment and the engine head both read ``embed``: forward must be classifier(embed)."""
+    model = build_model(arch, 10, 49, 12).eval()
+    x = torch.randn(3, 1, 10, 49)
+    e = model.embed(x)
+    assert e.shape[0] == 3 and e.shape[1] == model.classifier.in_features
+    assert torch.allclose(model(x), model.classifier(e))

@@ -91,9 +91,12 @@ class KwsNet(nn.Module):
         self.classifier = QLinear(c_last, n_classes)
         init_weights(self)
 
-    def forward(self, x):  # x: [B, 1, n_mfcc, T]
+    def embed(self, x):  # x: [B, 1, n_mfcc, T] -> [B, c_last], what the classifier sees
         x = self.head(self.cells(self.stem(self.norm(x))))
-        return self.classifier(torch.flatten(self.pool(x), 1))  # [B, n_classes]
+        return torch.flatten(self.pool(x), 1)
+
+    def forward(self, x):
+        return self.classifier(self.embed(x))  # [B, n_classes]
 
 
 # Hello Edge DS-CNN (research/paper.md section 3): first conv (channels, kernel, stride) in
@@ -149,8 +152,11 @@ class DSCNN(nn.Module):
         self.classifier = QLinear(channels, n_classes)
         init_weights(self)
 
-    def forward(self, x):  # x: [B, 1, n_mfcc, T]
-        return self.classifier(torch.flatten(self.pool(self.features(self.norm(x))), 1))
+    def embed(self, x):  # x: [B, 1, n_mfcc, T] -> [B, channels], what the classifier sees
+        return torch.flatten(self.pool(self.features(self.norm(x))), 1)
+
+    def forward(self, x):
+        return self.classifier(self.embed(x))  # [B, n_classes]
 
 
 def build_model(arch: Arch, n_mfcc: int, n_frames: int, n_classes: int) -> nn.Module:
