@@ -20,7 +20,8 @@ from pathlib import Path
 from kwspi.atomic import write_text
 from kwspi.train.config import DataConfig, ExportRun, TrainConfig, TrainRun
 from kwspi.train.speech.augment import EXTRA_AUGMENTATIONS
-from kwspi.train.sweep import Step, run_plan
+from kwspi.train.executors import LocalExecutor
+from kwspi.train.sweep import Step, run_steps
 from kwspi.train.sweep_report import model_row
 
 NAME = "generalisation"
@@ -127,7 +128,7 @@ def main():
                         help="train nothing; tabulate the runs of --seeds x --recipes that exist")
     args = parser.parse_args()
     steps = plan(args)
-    failed = [] if args.report_only else run_plan(steps, args.work / "logs", args.jobs)
+    failed = [] if args.report_only else run_steps(steps, args.work / "logs", LocalExecutor(args.jobs))
     rows = summarise(args)
     command = (f".venv/bin/python studies/generalisation.py --data {args.data} --heldout {args.heldout} "
                f"--out {args.out} --arch {args.arch} --epochs {args.epochs} "

@@ -313,13 +313,14 @@ def curve_table(rows: list[dict], order: list[Mix], targets=("kokoro", "piper"))
 # ---------------------------------------------------------------------------------------
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("Example:")[1])
+def study_parser(doc: str, work: str, seeds: list[int]) -> argparse.ArgumentParser:
+    """The options every leave-one-engine-out study shares: its pools, the real-voice set and
+    the one small net's scale."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=doc.split("Example:")[1])
     parser.add_argument("--pools", type=Path, default=Path("data/voices"), help="one kwspi synth folder per engine")
     parser.add_argument("--real", type=Path, default=Path("data/real-voices"), help="make real-voices builds it")
-    parser.add_argument("--work", type=Path, default=Path("runs/voices"))
+    parser.add_argument("--work", type=Path, default=Path(work))
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--arch", default="dscnn-s")
     parser.add_argument("--epochs", type=int, default=12)
@@ -328,14 +329,20 @@ def main():
     # Batch 50, not 100: the pools are small, and twice the steps per epoch trains further at
     # the same compute.
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=seeds)
+    parser.add_argument("-j", "--jobs", type=int, default=1)
+    return parser
+
+
+def main():
+    parser = study_parser(__doc__, "runs/voices", [0])
     parser.add_argument("--no-curve", action="store_true", help="the baseline and the folds only")
     parser.add_argument("--control-speakers", type=int, default=None,
                         help="also train espeak-ng alone with this many speakers (about a fold's clips)")
-    parser.add_argument("-j", "--jobs", type=int, default=1)
     args = parser.parse_args()
 
-    from kwspi.train.sweep import run_plan
+    from kwspi.train.executors import LocalExecutor
+    from kwspi.train.sweep import run_steps
 
     pools = {e: synth_pool(e, args.pools / e, SPEAKERS[e]) for e in ENGINES}
     mixes = plan_mixes(curve=not args.no_curve, control=args.control_speakers)
@@ -345,7 +352,7 @@ def main():
         else:
             src = [pools[e] for e in m.engines]
         combine(src, args.work / "mix" / m.tag)
-    failed = run_plan(steps(args, mixes), args.work / "logs", args.jobs)
+    failed = run_steps(steps(args, mixes), args.work / "logs", LocalExecutor(args.jobs))
 
     rows = []
     for seed in args.seeds:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import make_gsc
 from kwspi import gsc
 
@@ -136,3 +137,59 @@ def test_voices_control_is_the_first_engine_alone_with_its_own_pool_and_column()
     assert lines[0].endswith("| espeak-ng-only model on it | espeak-ng-only, 210 speakers, on it |")
     assert lines[2].endswith("| 50.0 | 50.0 | 60.0 |")
     assert lines[-3] == "| **mean** | | **50.0** | 50.0 | 60.0 |"
+
+
+def test_every_name_a_study_imports_from_kwspi_exists():
+    """A study imports kwspi inside main() to stay light, so a renamed function breaks it
+    only when someone runs it for hours of work; this reads every ``from kwspi... import``."""
+    import ast
+    import importlib
+
+    studies = Path(__file__).resolve().parent.parent / "studies"
+    for script in sorted(studies.rglob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kwspi"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if not hasattr(module, alias.name):  # a submodule is there once imported
+                        importlib.import_module(f"{node.module}.{alias.name}")
+
+
+def test_recipe_ingredients_change_only_their_settings_and_pools(tmp_path):
+    import recipe
+    from kwspi.train.config import DataConfig, TrainConfig, TrainRun
+
+    ing = recipe.Ingredient.parse("both:train.lr=0.05,data.augment=speed+pool=ctx")
+    assert ing.name == "both" and ing.pools == (Path("ctx"),)
+    run = TrainRun(arch="dscnn-s", out=tmp_path, data=DataConfig(data=tmp_path), train=TrainConfig(seed=3))
+    changed = ing.apply(run)
+    assert changed.train == TrainConfig(seed=3, lr=0.05)
+    assert changed.data == DataConfig(data=tmp_path, augment=("speed",))
+    with pytest.raises(SystemExit, match="no field 'lr_typo'"):
+        recipe.Ingredient.parse("bad:train.lr_typo=1").apply(run)
+    with pytest.raises(SystemExit, match="NAME:CHANGE"):
+        recipe.Ingredient.parse("nothing")
+
+
+def test_recipe_adds_a_pool_only_for_the_engines_a_fold_trains_on(tmp_path):
+    import recipe
+    import voices
+
+    pools = {}
+    for e in voices.ENGINES:
+        pools[e] = make_gsc(tmp_path / "voices" / e, words=("yes",), n_speakers=1, layout="v2")
+        make_gsc(tmp_path / "ctx" / e, words=("yes",), n_speakers=1, layout="v2")
+        for wav in (tmp_path / "ctx" / e).rglob("*.wav"):
+            wav.rename(wav.with_name(f"{e}-ctx-{wav.name}"))
+        for wav in pools[e].rglob("*.wav"):
+            wav.rename(wav.with_name(f"{e}-{wav.name}"))
+
+    class Args:
+        work = tmp_path / "work"
+
+    ing = recipe.Ingredient.parse(f"ctx:+pool={tmp_path / 'ctx'}")
+    recipe.build_mixes(Args, [ing], pools)
+    for fold in recipe.folds():
+        names = {p.name.split("-")[0] + ("-ctx" if "-ctx-" in p.name else "")
+                 for p in recipe.mix_dir(Args, ing, fold).glob("yes/*.wav")}
+        assert names == set(fold.engines) | {f"{e}-ctx" for e in fold.engines}

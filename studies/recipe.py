@@ -1,0 +1,205 @@
+"""The recipe study (issue 12, item 1): which training ingredients help on voices never heard.
+
+The yardstick is the leave-one-engine-out one of ``studies/voices.py``, on its pools: train the
+same small net on every engine but one (espeak-ng is never held out), score it on the held-out
+engine's spoken clips and on the real-voice test set. Each *ingredient* is that fold recipe
+with one change, trained on the four folds at every seed; the baseline is the fold recipe
+unchanged. An ingredient is kept only if its mean and worst fold beat the baseline's by more
+than the seeds scatter.
+
+An ingredient is written ``NAME:CHANGE[,CHANGE...]`` where a change is either a setting of
+the run config, ``train.FIELD=VALUE`` or ``data.FIELD=VALUE`` (a field of
+:class:`~kwspi.train.config.TrainConfig` or :class:`~kwspi.train.config.DataConfig`; VALUE is
+JSON, or a bare string), or more training data, ``+pool=DIR``: ``DIR/ENGINE`` folders (say
+keyword-in-context clips, or mined hard negatives) joined to the fold's training pools for
+the engines the fold trains on, so an added pool never leaks the held-out engine. ``+``
+joins ingredients into one: ``both:train.unknown_weight=0.5+pool=data/context``.
+
+Example:
+    .venv/bin/python studies/recipe.py --seeds 0,1 -j 2 \\
+        --ingredient grl:train.domain_adversarial=0.3 --ingredient unk:train.unknown_weight=0.5
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import shlex  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import voices  # noqa: E402
+
+from kwspi.atomic import write_text  # noqa: E402
+
+NAME = "recipe"
+
+
+@dataclass(frozen=True)
+class Ingredient:
+    """One change to the fold recipe: config settings and training pools added per engine."""
+
+    name: str
+    settings: tuple[tuple[str, str, object], ...] = ()  # (section, field, value)
+    pools: tuple[Path, ...] = ()
+
+    @classmethod
+    def parse(cls, spec: str) -> "Ingredient":
+        name, _, changes = spec.partition(":")
+        if not name or not changes:
+            raise SystemExit(f"ingredient {spec!r}: expected NAME:CHANGE[,CHANGE...]")
+        settings, pools = [], []
+        for change in changes.replace("+", ",+").split(","):
+            change = change.strip()
+            if not change:
+                continue
+            key, _, value = change.partition("=")
+            if key == "+pool":
+                pools.append(Path(value))
+                continue
+            section, _, field = key.lstrip("+").partition(".")
+            if section not in ("train", "data") or not field or not value:
+                raise SystemExit(f"ingredient {spec!r}: {change!r} is not train.FIELD=VALUE, data.FIELD=VALUE "
+                                 "or +pool=DIR")
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = value
+            settings.append((section, field, parsed))
+        return cls(name, tuple(settings), tuple(pools))
+
+    def apply(self, run):
+        """``run`` (a TrainRun) with this ingredient's settings; an unknown field is an error."""
+        for section, field, value in self.settings:
+            part = getattr(run, section)
+            if field not in {f.name for f in dataclasses.fields(part)}:
+                raise SystemExit(f"ingredient {self.name}: {type(part).__name__} has no field {field!r}")
+            if isinstance(getattr(part, field), tuple) and not isinstance(value, (list, tuple)):
+                value = (value,)
+            value = tuple(value) if isinstance(value, list) else value
+            run = dataclasses.replace(run, **{section: dataclasses.replace(part, **{field: value})})
+        return run
+
+
+BASELINE = Ingredient("baseline")
+
+
+def folds() -> list[voices.Mix]:
+    return [m for m in voices.plan_mixes(curve=False) if m.kind == "fold"]
+
+
+def mix_dir(args, ing: Ingredient, mix: voices.Mix) -> Path:
+    # Settings-only ingredients train on the baseline's folder, so they share its feature cache.
+    return args.work / "mix" / (f"{mix.tag}+{ing.name}" if ing.pools else mix.tag)
+
+
+def build_mixes(args, ingredients: list[Ingredient], pools: dict[str, Path]) -> None:
+    for ing in ingredients:
+        for mix in folds():
+            extra = [p / e for p in ing.pools for e in mix.engines if (p / e).is_dir()]
+            voices.combine([pools[e] for e in mix.engines] + extra, mix_dir(args, ing, mix))
+
+
+def run_dir(args, ing: Ingredient, mix: voices.Mix, seed: int) -> Path:
+    return args.work / "runs" / voices.scale_tag(args) / ing.name / f"{mix.tag}-seed{seed}"
+
+
+def steps(args, ingredients: list[Ingredient]):
+    from kwspi.train.config import DataConfig, ExportRun, TrainConfig, TrainRun
+    from kwspi.train.sweep import Step
+
+    out = []
+    for seed in args.seeds:
+        for ing in ingredients:
+            for mix in folds():
+                run = run_dir(args, ing, mix, seed)
+                train = TrainRun(arch=args.arch, out=run, resume=True,
+                                 data=DataConfig(data=mix_dir(args, ing, mix), views=args.views),
+                                 train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                                   seed=seed, label_smoothing=0.0, device="cpu"))
+                tag = f"{ing.name}/{mix.tag}-seed{seed}"
+                out.append(Step.of(f"{tag}/train", ing.apply(train), run / "metrics.json"))
+                export = ExportRun(checkpoint=run / "checkpoint.pt", out=run / "model.onnx")
+                out.append(Step.of(f"{tag}/export", export, run / "model.onnx", (f"{tag}/train",)))
+    return out
+
+
+def table(rows: list[dict], ingredients: list[Ingredient]) -> str:
+    """One line per ingredient: each held-out engine (mean of seeds), the mean and worst fold,
+    the keywords called ``_unknown_`` and the real-voice clips right, seeds in brackets."""
+    engines = [m.unheard()[0] for m in folds()]
+    head = ["ingredient"] + [voices.LABEL[e] for e in engines] + ["mean", "worst", "keywords called _unknown_",
+                                                                  "real voices right"]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for ing in ingredients:
+        mine = [r for r in rows if r["ingredient"] == ing.name]
+        if not mine:
+            continue
+        seeds = sorted({r["seed"] for r in mine})
+        per_seed = {s: {r["held_out"]: r for r in mine if r["seed"] == s} for s in seeds}
+        cells, fold_means = [], []
+        for e in engines:
+            accs = [100 * per_seed[s][e]["unheard"]["accuracy"] for s in seeds if e in per_seed[s]]
+            fold_means.append(statistics.mean(accs) if accs else None)
+            cells.append(f"{fold_means[-1]:.1f} ({', '.join(f'{a:.1f}' for a in accs)})" if accs else "–")
+        done = [m for m in fold_means if m is not None]
+        seed_means = [statistics.mean(100 * r["unheard"]["accuracy"] for r in per_seed[s].values()) for s in seeds
+                      if len(per_seed[s]) == len(engines)]
+        unk = [100 * r["unheard"]["called_unknown"] for r in mine if r["unheard"]["called_unknown"] is not None]
+        real = [r["real"]["all"]["right"] for r in mine if r["real"]]
+        of = mine[0]["real"]["all"]["of"] if mine[0]["real"] else 0
+        cells += [f"**{statistics.mean(done):.1f}** ({', '.join(f'{m:.1f}' for m in seed_means)})" if done else "–",
+                  f"{min(done):.1f}" if done else "–",
+                  f"{statistics.mean(unk):.1f} %" if unk else "–",
+                  f"{statistics.mean(real):.1f} / {of}" if real else "–"]
+        lines.append(f"| {ing.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = voices.study_parser(__doc__, "runs/recipe", [0, 1])
+    parser.add_argument("--ingredient", action="append", default=[], type=Ingredient.parse,
+                        help="NAME:CHANGE[,CHANGE...] (see above); repeat for more")
+    args = parser.parse_args()
+
+    from kwspi.train.executors import LocalExecutor
+    from kwspi.train.sweep import run_steps
+
+    ingredients = [BASELINE] + args.ingredient
+    pools = {e: voices.synth_pool(e, args.pools / e, voices.SPEAKERS[e]) for e in voices.ENGINES}
+    build_mixes(args, ingredients, pools)
+    failed = run_steps(steps(args, ingredients), args.work / "logs", LocalExecutor(args.jobs))
+
+    rows = []
+    for seed in args.seeds:
+        for ing in ingredients:
+            for mix in folds():
+                model = run_dir(args, ing, mix, seed) / "model.onnx"
+                if not model.exists():
+                    continue
+                held_out = mix.unheard()[0]
+                rows.append({"ingredient": ing.name, "held_out": held_out, "seed": seed,
+                             "unheard": voices.score_engine(model, pools[held_out], held_out),
+                             "real": voices.score_real(model, args.real)})
+                print(json.dumps(rows[-1]))
+    command = ".venv/bin/python studies/recipe.py " + shlex.join(sys.argv[1:])
+    payload = {"study": NAME, "command": command,
+               "ingredients": [dataclasses.asdict(i) | {"pools": [str(p) for p in i.pools]} for i in ingredients],
+               "rows": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text(args.out / f"{NAME}.json", json.dumps(payload, indent=1, default=str) + "\n")
+    print(table(rows, ingredients))
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)} (logs in {args.work / 'logs'})")
+
+
+if __name__ == "__main__":
+    main()
