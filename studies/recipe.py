@@ -10,10 +10,11 @@ than the seeds scatter.
 An ingredient is written ``NAME:CHANGE[,CHANGE...]`` where a change is either a setting of
 the run config, ``train.FIELD=VALUE`` or ``data.FIELD=VALUE`` (a field of
 :class:`~kwspi.train.config.TrainConfig` or :class:`~kwspi.train.config.DataConfig`; VALUE is
-JSON, or a bare string), or more training data, ``+pool=DIR``: ``DIR/ENGINE`` folders (say
+JSON, or a bare string), or more training data: ``+pool=DIR``, ``DIR/ENGINE`` folders (say
 keyword-in-context clips, or mined hard negatives) joined to the fold's training pools for
-the engines the fold trains on, so an added pool never leaks the held-out engine. ``+``
-joins ingredients into one: ``both:train.unknown_weight=0.5+pool=data/context``.
+the engines the fold trains on, so an added pool never leaks the held-out engine; or
+``+shared=DIR``, one folder joined to every fold (speech of no engine: recorded people as
+negatives). ``+`` joins changes: ``both:train.unknown_weight=0.5+pool=data/context``.
 
 Example:
     .venv/bin/python studies/recipe.py --seeds 0,1 -j 2 \\
@@ -49,32 +50,33 @@ class Ingredient:
 
     name: str
     settings: tuple[tuple[str, str, object], ...] = ()  # (section, field, value)
-    pools: tuple[Path, ...] = ()
+    pools: tuple[Path, ...] = ()  # DIR/ENGINE for each engine a fold trains on
+    shared: tuple[Path, ...] = ()  # DIR for every fold
 
     @classmethod
     def parse(cls, spec: str) -> "Ingredient":
         name, _, changes = spec.partition(":")
         if not name or not changes:
             raise SystemExit(f"ingredient {spec!r}: expected NAME:CHANGE[,CHANGE...]")
-        settings, pools = [], []
+        settings, pools, shared = [], [], []
         for change in changes.replace("+", ",+").split(","):
             change = change.strip()
             if not change:
                 continue
             key, _, value = change.partition("=")
-            if key == "+pool":
-                pools.append(Path(value))
+            if key in ("+pool", "+shared"):
+                (pools if key == "+pool" else shared).append(Path(value))
                 continue
             section, _, field = key.lstrip("+").partition(".")
             if section not in ("train", "data") or not field or not value:
                 raise SystemExit(f"ingredient {spec!r}: {change!r} is not train.FIELD=VALUE, data.FIELD=VALUE "
-                                 "or +pool=DIR")
+                                 "+pool=DIR or +shared=DIR")
             try:
                 parsed = json.loads(value)
             except json.JSONDecodeError:
                 parsed = value
             settings.append((section, field, parsed))
-        return cls(name, tuple(settings), tuple(pools))
+        return cls(name, tuple(settings), tuple(pools), tuple(shared))
 
     def apply(self, run):
         """``run`` (a TrainRun) with this ingredient's settings; an unknown field is an error."""
@@ -98,13 +100,13 @@ def folds() -> list[voices.Mix]:
 
 def mix_dir(args, ing: Ingredient, mix: voices.Mix) -> Path:
     # Settings-only ingredients train on the baseline's folder, so they share its feature cache.
-    return args.work / "mix" / (f"{mix.tag}+{ing.name}" if ing.pools else mix.tag)
+    return args.work / "mix" / (f"{mix.tag}+{ing.name}" if ing.pools or ing.shared else mix.tag)
 
 
 def build_mixes(args, ingredients: list[Ingredient], pools: dict[str, Path]) -> None:
     for ing in ingredients:
         for mix in folds():
-            extra = [p / e for p in ing.pools for e in mix.engines if (p / e).is_dir()]
+            extra = [p / e for p in ing.pools for e in mix.engines if (p / e).is_dir()] + list(ing.shared)
             voices.combine([pools[e] for e in mix.engines] + extra, mix_dir(args, ing, mix))
 
 
@@ -192,7 +194,7 @@ def main():
                 print(json.dumps(rows[-1]))
     command = ".venv/bin/python studies/recipe.py " + shlex.join(sys.argv[1:])
     payload = {"study": NAME, "command": command,
-               "ingredients": [dataclasses.asdict(i) | {"pools": [str(p) for p in i.pools]} for i in ingredients],
+               "ingredients": [dataclasses.asdict(i) for i in ingredients],
                "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / f"{NAME}.json", json.dumps(payload, indent=1, default=str) + "\n")

@@ -159,8 +159,8 @@ def test_recipe_ingredients_change_only_their_settings_and_pools(tmp_path):
     import recipe
     from kwspi.train.config import DataConfig, TrainConfig, TrainRun
 
-    ing = recipe.Ingredient.parse("both:train.lr=0.05,data.augment=speed+pool=ctx")
-    assert ing.name == "both" and ing.pools == (Path("ctx"),)
+    ing = recipe.Ingredient.parse("both:train.lr=0.05,data.augment=speed+pool=ctx+shared=people")
+    assert ing.name == "both" and ing.pools == (Path("ctx"),) and ing.shared == (Path("people"),)
     run = TrainRun(arch="dscnn-s", out=tmp_path, data=DataConfig(data=tmp_path), train=TrainConfig(seed=3))
     changed = ing.apply(run)
     assert changed.train == TrainConfig(seed=3, lr=0.05)
@@ -193,3 +193,7 @@ def test_recipe_adds_a_pool_only_for_the_engines_a_fold_trains_on(tmp_path):
         names = {p.name.split("-")[0] + ("-ctx" if "-ctx-" in p.name else "")
                  for p in recipe.mix_dir(Args, ing, fold).glob("yes/*.wav")}
         assert names == set(fold.engines) | {f"{e}-ctx" for e in fold.engines}
+    people = recipe.Ingredient.parse(f"people:+shared={tmp_path / 'ctx' / 'kokoro'}")
+    recipe.build_mixes(Args, [people], pools)
+    for fold in recipe.folds():  # a shared folder goes to every fold, the one without Kokoro too
+        assert any("kokoro-ctx-" in p.name for p in recipe.mix_dir(Args, people, fold).glob("yes/*.wav"))
