@@ -30,6 +30,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import shlex  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -59,7 +60,8 @@ class Ingredient:
         if not name or not changes:
             raise SystemExit(f"ingredient {spec!r}: expected NAME:CHANGE[,CHANGE...]")
         settings, pools, shared = [], [], []
-        for change in changes.replace("+", ",+").split(","):
+        # Commas inside a JSON list belong to the value: data.augment=["speed","eq"].
+        for change in re.split(r",(?![^\[]*\])", changes.replace("+", ",+")):
             change = change.strip()
             if not change:
                 continue

@@ -159,12 +159,13 @@ def test_recipe_ingredients_change_only_their_settings_and_pools(tmp_path):
     import recipe
     from kwspi.train.config import DataConfig, TrainConfig, TrainRun
 
-    ing = recipe.Ingredient.parse("both:train.lr=0.05,data.augment=speed+pool=ctx+shared=people")
+    ing = recipe.Ingredient.parse('both:train.lr=0.05,data.augment=["speed","eq"]+pool=ctx+shared=people')
     assert ing.name == "both" and ing.pools == (Path("ctx"),) and ing.shared == (Path("people"),)
     run = TrainRun(arch="dscnn-s", out=tmp_path, data=DataConfig(data=tmp_path), train=TrainConfig(seed=3))
     changed = ing.apply(run)
     assert changed.train == TrainConfig(seed=3, lr=0.05)
-    assert changed.data == DataConfig(data=tmp_path, augment=("speed",))
+    assert changed.data == DataConfig(data=tmp_path, augment=("speed", "eq"))
+    assert recipe.Ingredient.parse("one:data.augment=speed").apply(run).data.augment == ("speed",)
     with pytest.raises(SystemExit, match="no field 'lr_typo'"):
         recipe.Ingredient.parse("bad:train.lr_typo=1").apply(run)
     with pytest.raises(SystemExit, match="NAME:CHANGE"):
