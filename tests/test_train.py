@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -102,3 +104,16 @@ def test_unknown_weight_scales_the_unknown_examples_share():
     torch.testing.assert_close(loss, (w * nll).sum() / w.sum())
     with pytest.raises(KwspiError, match="_unknown_"):
         class_loss(TrainConfig(unknown_weight=0.5), ("yes", "no"))
+
+
+def test_resume_accepts_a_checkpoint_written_before_the_recipe_settings(tmp_path):
+    from kwspi.features import FeatureConfig
+    from kwspi.train.run import check_same_run
+
+    cfg = TrainConfig(epochs=3)
+    older = {k: v for k, v in dataclasses.asdict(cfg).items()
+             if k not in ("unknown_weight", "domain_adversarial", "domain_label")}
+    state = {"arch": TINY.to_dict(), "features": FeatureConfig().to_json(), "train_config": older}
+    check_same_run(state, TINY, FeatureConfig(), cfg, tmp_path / "ck.pt")
+    with pytest.raises(KwspiError, match="unknown_weight"):
+        check_same_run(state, TINY, FeatureConfig(), TrainConfig(epochs=3, unknown_weight=0.5), tmp_path / "ck.pt")
