@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwspi.errors import KwspiError
-from kwspi.features import FeatureConfig, StreamingMfcc, as_float
+from kwspi.features import FeatureConfig, StreamingMfcc, as_float, cmvn_
 
 from kwspi.deploy.decision import DecisionConfig, DecisionLogic, Detection, is_keyword, resolve_thresholds
 from kwspi.deploy.model import LoadedModel
@@ -139,6 +139,7 @@ class StreamScorer:
             return None
         self._scored = self._ring.count
         self._ring.window(self.model.window_buffer)  # straight into the model's input: one copy per stride
+        cmvn_(self.model.window_buffer, self.model.features.cmvn)  # as training's clip_features does
         return Window(self._window_end(), self.infer())
 
     def features(self, block: np.ndarray) -> np.ndarray:

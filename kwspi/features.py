@@ -17,6 +17,9 @@ Frames are whole: a signal of ``n`` samples gives ``1 + (n - win) // hop`` frame
 trailing partial frame is never padded (padding would change once more audio arrives).
 Audio is float in [-1, 1) or int16 (scaled by 1/32768).
 
+A config may normalise each model window per coefficient (``cmvn``); :func:`clip_features`
+and the runtime engine both apply it through :func:`cmvn_`, to the window the model sees.
+
 The filterbank, power spectrum and lifter come from python_speech_features; the framing,
 windowing and log floor are done here so that streaming and batch share one code path.
 """
@@ -47,6 +50,12 @@ _WINDOWS = {
 
 #: The sample rate kwspi works at, in Hz: GSC's, every model's, the runtime's.
 SAMPLE_RATE = 16000
+
+#: Per-window cepstral normalisation: none, mean (CMN), meanvar (CMVN).
+CMVN_MODES = ("none", "mean", "meanvar")
+#: Digital silence has no spread; dividing by at least this keeps its window at zero. The
+#: cepstra of any sound spread by about 1 and more in these log units.
+CMVN_STD_FLOOR = 1e-2
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -82,6 +91,10 @@ class FeatureConfig:
         digital silence gives bounded features (about -100 dBFS) instead of ``log(eps)``.
     clip_ms:
         Length of the window the model sees, in milliseconds (GSC clips are 1 s).
+    cmvn:
+        Normalisation of each model window, per coefficient over its frames (:func:`cmvn_`):
+        ``"none"``, ``"mean"`` or ``"meanvar"``. Left out of :meth:`to_json` at ``"none"``, so
+        the hash of every front end made before it existed is unchanged.
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -98,6 +111,7 @@ class FeatureConfig:
     window: str = "hamming"
     energy_floor: float = 1e-10
     clip_ms: int = 1000
+    cmvn: str = "none"
 
     def __post_init__(self):
         def bad(msg):
@@ -121,6 +135,8 @@ class FeatureConfig:
             bad("energy_floor must be positive")
         if self.clip_ms < self.win_ms:
             bad("clip_ms must be at least one frame long")
+        if self.cmvn not in CMVN_MODES:
+            bad(f"cmvn must be one of {CMVN_MODES}, got {self.cmvn!r}")
 
     @property
     def win_samples(self) -> int:
@@ -142,6 +158,8 @@ class FeatureConfig:
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no spaces, with the front-end version."""
         d = asdict(self)
+        if self.cmvn == "none":
+            del d["cmvn"]
         d["frontend_version"] = FRONTEND_VERSION
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
@@ -206,7 +224,20 @@ def clip_features(signal, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
     x = as_float(signal)[: cfg.clip_samples]
     if len(x) < cfg.clip_samples:
         x = np.pad(x, (0, cfg.clip_samples - len(x)))
-    return mfcc(x, cfg).astype(np.float32)
+    return cmvn_(mfcc(x, cfg).astype(np.float32), cfg.cmvn)
+
+
+def cmvn_(window: np.ndarray, mode: str) -> np.ndarray:
+    """Normalise a model window ``[n_mfcc, n_frames]`` (float32) in place, per coefficient
+    over its frames, and return it. Training (:func:`clip_features`) and the runtime (the
+    window the engine hands the model) both call this on float32 frames, so they agree."""
+    if mode == "none":
+        return window
+    centred = window - window.mean(axis=1, keepdims=True, dtype=np.float64)  # float64
+    if mode == "meanvar":
+        centred /= np.maximum(centred.std(axis=1, keepdims=True), CMVN_STD_FLOOR)
+    window[:] = centred
+    return window
 
 
 class StreamingMfcc:

@@ -36,7 +36,7 @@ NON_NEGATIVE = click.FloatRange(min=0)
 def setting(default=REQUIRED, help: str = "", *, flag: str | None = None, short: str | None = None,
             argument: bool = False,
             type=None, metavar: str | None = None, show: str | None = None, none_flag: tuple[str, str] | None = None,
-            repeat: bool = False, alias: str | None = None, cli: bool = True):
+            repeat: bool = False, alias: str | None = None, cli: bool = True, keyed_at_default: bool = True):
     """A config field and how the command line shows it.
 
     ``flag``: the option name (default ``--field-name``), ``short`` a one-letter name too; ``argument``: a positional
@@ -44,10 +44,12 @@ def setting(default=REQUIRED, help: str = "", *, flag: str | None = None, short:
     default when the value itself says little; ``none_flag``: ``(flag, help)`` of a flag that
     sets the field to ``None``; ``repeat``: a tuple given by repeating the option (else a tuple
     is comma-separated); ``alias``: an older option name, accepted with a deprecation warning;
-    ``cli=False``: not on the command line.
+    ``cli=False``: not on the command line; ``keyed_at_default=False``: left out of the JSON
+    while at its default, so a setting added later keeps the JSON, and every key hashed from
+    it (a sweep step's), of the configs recorded before it.
     """
     meta = {"help": help, "flag": flag, "short": short, "argument": argument, "type": type, "metavar": metavar, "show": show,
-            "none_flag": none_flag, "repeat": repeat, "alias": alias, "cli": cli}
+            "none_flag": none_flag, "repeat": repeat, "alias": alias, "cli": cli, "keyed_at_default": keyed_at_default}
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults: use a tuple")
     return field(default=default, metadata=meta)
@@ -75,7 +77,7 @@ class Config:
         return json.loads(self.to_json())
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return json.dumps(_plain(self), sort_keys=True, default=str)
 
     @classmethod
     def from_dict(cls, d: dict):
@@ -104,6 +106,17 @@ class Config:
         """``[COMMAND, args...]``: the ``kwspi`` command line of this config; settings at
         their default are left out."""
         return ([self.COMMAND] if self.COMMAND else []) + _argv(self)
+
+
+def _plain(cfg: Config) -> dict:
+    """``dataclasses.asdict``, less the settings at their default that are not keyed there."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if not f.metadata.get("keyed_at_default", True) and value == f.default:
+            continue
+        out[f.name] = _plain(value) if isinstance(value, Config) else value
+    return out
 
 
 def _argv(cfg: Config) -> list[str]:

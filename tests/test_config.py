@@ -2,6 +2,7 @@
 rebuild the config, JSON that round-trips and refuses what it does not know."""
 
 import dataclasses
+import hashlib
 import logging
 from pathlib import Path
 
@@ -72,6 +73,8 @@ def parse(command, argv):
              train=TrainConfig(epochs=3, lr=0.05, weight_bits=None, label_smoothing=0.0), resume=True),
     TrainRun(arch="dscnn-m", out=Path("runs/b"), data=DataConfig(data=Path("."), no_augment=True, views=0),
              train=TrainConfig(weight_bits=4, quant_scheme="paper", momentum=0.5)),
+    TrainRun(arch="dscnn-s", out=Path("runs/c"), data=DataConfig(data=Path("."), cmvn="meanvar"),
+             train=TrainConfig(unknown_weight=0.5, domain_adversarial=0.3, domain_label="voice")),
     SearchRun(out=Path("runs/s"), data=DataConfig(data=Path(".")),
               search=SearchConfig(beta=16.0, width_mult=0.25, target_macs=5e6, search_epochs=0, arch_lr=1e-3)),
     SweepConfig(data=Path("."), betas=(0.0, 2.5), width_mults=(0.25, 0.5), n_mfccs=(10, 20), baselines=(),
@@ -94,6 +97,24 @@ def test_json_round_trips_and_refuses_unknown_settings():
     d["train"]["learning_rate"] = 0.1
     with pytest.raises(KwspiError, match="learning_rate"):
         TrainRun.from_dict(d)
+
+
+def test_settings_added_for_the_recipe_leave_the_keys_of_older_configs_unchanged():
+    # The sweep keys a step by the hash of its config's JSON; these hashes were taken before
+    # cmvn, unknown_weight, domain_adversarial and domain_label existed.
+    run = TrainRun(arch="dscnn-s", out=Path("runs/x"), data=DataConfig(data=Path("data/x"), n_mfcc=20, views=2),
+                   train=TrainConfig(epochs=12, seed=3))
+    search = SearchRun(out=Path("runs/s"), data=DataConfig(data=Path("data/x")))
+    key = lambda cfg: hashlib.sha256(cfg.to_json().encode()).hexdigest()[:16]
+    assert (key(run), key(search)) == ("509bee06d267ef43", "ad1da0b9400ebd1c")
+    older = run.to_dict()
+    assert TrainRun.from_dict(older) == run
+    for changed in (dataclasses.replace(run, train=dataclasses.replace(run.train, unknown_weight=0.5)),
+                    dataclasses.replace(run, train=dataclasses.replace(run.train, domain_adversarial=0.1)),
+                    dataclasses.replace(run, train=dataclasses.replace(run.train, domain_label="voice")),
+                    dataclasses.replace(run, data=dataclasses.replace(run.data, cmvn="mean"))):
+        assert key(changed) != key(run)
+        assert TrainRun.from_json(changed.to_json()) == changed
 
 
 def test_bad_settings_are_one_line_errors():

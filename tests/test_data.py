@@ -132,6 +132,17 @@ def test_another_front_end_gets_another_cache_file(small):
     assert again.stats.computed == 0 and np.array_equal(again.features, a.features)
 
 
+def test_cmvn_gets_its_own_cache_files(small):
+    cache = small.parent / "cache"
+    plain = load(small, "testing", cache_dir=cache)
+    normalised = load(small, "testing", cfg=FeatureConfig(cmvn="meanvar"), cache_dir=cache)
+    assert normalised.stats.computed == len(normalised) and len(list(cache.rglob("*.npy"))) == 2
+    np.testing.assert_allclose(normalised.features.mean(axis=3), 0, atol=1e-5)
+    again = load(small, "testing", cfg=FeatureConfig(cmvn="meanvar"), cache_dir=cache)
+    assert again.stats.computed == 0 and np.array_equal(again.features, normalised.features)
+    assert not np.array_equal(plain.features, normalised.features)
+
+
 def test_cached_features_equal_the_front_end_on_the_file(small):
     fs = load(small, "testing")
     i = next(j for j, p in enumerate(fs.paths) if p is not None)

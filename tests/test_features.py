@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kwspi.errors import FeatureConfigError
-from kwspi.features import FeatureConfig, StreamingMfcc, clip_features, frame_count, mfcc
+from kwspi.features import CMVN_MODES, FeatureConfig, StreamingMfcc, clip_features, cmvn_, frame_count, mfcc
 
 
 def _speechlike(n, seed=0):
@@ -125,3 +125,63 @@ def test_invalid_configs_are_refused():
         FeatureConfig(high_hz=9000.0)
     with pytest.raises(FeatureConfigError, match="not valid JSON"):
         FeatureConfig.from_json("{")
+
+
+# --- per-window cepstral normalisation ------------------------------------------------------
+
+
+def test_cmvn_is_keyed_only_when_on():
+    # Hashes of front ends made before the field existed (they name caches and models).
+    assert FeatureConfig().hash() == "24ce4e7008cd4ebd"
+    assert FeatureConfig(n_mfcc=40).hash() == "076d4af9017a013a"
+    assert "cmvn" not in json.loads(FeatureConfig().to_json())
+    hashes = {FeatureConfig(cmvn=mode).hash() for mode in CMVN_MODES}
+    assert len(hashes) == 3
+    for mode in CMVN_MODES:
+        assert FeatureConfig.from_json(FeatureConfig(cmvn=mode).to_json()).cmvn == mode
+    with pytest.raises(FeatureConfigError, match="cmvn"):
+        FeatureConfig(cmvn="global")
+    # A model exported before the field existed: no cmvn key, the same hash, no normalisation.
+    from kwspi.modelinfo import bundled_model_path, read_info
+    assert read_info(bundled_model_path()).features.cmvn == "none"
+
+
+def test_cmvn_normalises_each_coefficient_over_the_window():
+    x = np.random.default_rng(0).standard_normal(16000) * 0.1
+    plain = clip_features(x)
+    mean = clip_features(x, FeatureConfig(cmvn="mean"))
+    meanvar = clip_features(x, FeatureConfig(cmvn="meanvar"))
+    np.testing.assert_allclose(mean.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(mean.std(axis=1), plain.std(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(meanvar.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(meanvar.std(axis=1), 1, rtol=1e-4)
+    assert meanvar.dtype == np.float32
+    silence = clip_features(np.zeros(16000), FeatureConfig(cmvn="meanvar"))
+    assert np.all(silence == 0)  # no spread, no division by zero
+
+
+def test_cmvn_streaming_window_equals_the_batch_front_end(tmp_path):
+    # The engine normalises the window it hands the model exactly as training's clip_features
+    # normalises a clip: both call cmvn_ on the same float32 frames.
+    from deploy_fixtures import centroid_graph, centroid_info, make_stream, save_model
+    from kwspi.deploy.engine import StreamScorer
+    from kwspi.deploy.model import LoadedModel
+
+    cfg = FeatureConfig(cmvn="meanvar")
+    path = save_model(centroid_graph(FeatureConfig()), tmp_path / "m.onnx", centroid_info(cfg).to_metadata())
+    m = LoadedModel.load(path)
+    assert m.features == cfg
+    seen = []
+    m_run = m.run
+    m.run = lambda: (seen.append(m.window_buffer.copy()), m_run())[1]
+    x = make_stream([("high", 0.8)], 1.65)
+    windows = StreamScorer(m, 100).push(x)
+    batch = mfcc(x).astype(np.float32)
+    assert len(seen) == len(windows) == 7
+    for w, window in zip(windows, seen):
+        last = int(round(w.time * 16000)) // 320 - 2
+        expected = cmvn_(batch[:, last - 48:last + 1].copy(), "meanvar")
+        np.testing.assert_allclose(window, expected, rtol=1e-4, atol=1e-4)
+        assert np.abs(window.mean(axis=1)).max() < 1e-5
+    first = x[:16000]
+    np.testing.assert_array_equal(clip_features(first, cfg), cmvn_(clip_features(first), "meanvar"))

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -5,7 +7,7 @@ from kwspi.errors import KwspiError
 from kwspi.train.nets.model import build_model
 from kwspi.train.nets.space import Arch, dscnn
 from kwspi.train.config import TrainConfig
-from kwspi.train.fit import cosine_lr, fit, load_checkpoint, load_weights, predict
+from kwspi.train.fit import class_loss, cosine_lr, fit, load_checkpoint, load_weights, predict
 
 TINY = Arch(cells=("k3e1",) + ("zero",) * 11, width_mult=0.25)
 
@@ -80,3 +82,38 @@ def test_checkpoint_errors(tmp_path):
 def test_predict_returns_classes():
     model = build_model(TINY, 10, 49, 3)
     assert predict(model, torch.randn(7, 1, 10, 49)).shape == (7,)
+
+
+LABELS = ("yes", "no", "_silence_", "_unknown_")
+
+
+def test_unknown_weight_of_one_is_the_papers_label_smoothed_loss():
+    torch.manual_seed(0)
+    logits, y = torch.randn(50, 4), torch.randint(0, 4, (50,))
+    plain = torch.nn.CrossEntropyLoss(label_smoothing=0.1)(logits, y)
+    assert torch.equal(class_loss(TrainConfig(), LABELS)(logits, y), plain)
+    assert torch.equal(class_loss(TrainConfig(), None)(logits, y), plain)  # labels only matter off 1
+
+
+def test_unknown_weight_scales_the_unknown_examples_share():
+    torch.manual_seed(0)
+    logits, y = torch.randn(50, 4), torch.randint(0, 4, (50,))
+    nll = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    w = torch.where(y == 3, 0.25, 1.0)
+    loss = class_loss(TrainConfig(unknown_weight=0.25, label_smoothing=0.0), LABELS)(logits, y)
+    torch.testing.assert_close(loss, (w * nll).sum() / w.sum())
+    with pytest.raises(KwspiError, match="_unknown_"):
+        class_loss(TrainConfig(unknown_weight=0.5), ("yes", "no"))
+
+
+def test_resume_accepts_a_checkpoint_written_before_the_recipe_settings(tmp_path):
+    from kwspi.features import FeatureConfig
+    from kwspi.train.run import check_same_run
+
+    cfg = TrainConfig(epochs=3)
+    older = {k: v for k, v in dataclasses.asdict(cfg).items()
+             if k not in ("unknown_weight", "domain_adversarial", "domain_label")}
+    state = {"arch": TINY.to_dict(), "features": FeatureConfig().to_json(), "train_config": older}
+    check_same_run(state, TINY, FeatureConfig(), cfg, tmp_path / "ck.pt")
+    with pytest.raises(KwspiError, match="unknown_weight"):
+        check_same_run(state, TINY, FeatureConfig(), TrainConfig(epochs=3, unknown_weight=0.5), tmp_path / "ck.pt")

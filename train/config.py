@@ -16,6 +16,7 @@ import click
 
 from kwspi import gsc
 from kwspi.errors import KwspiError
+from kwspi.features import CMVN_MODES, FeatureConfig
 from kwspi.settings import (COUNT, DIR, EXISTING_DIR, EXISTING_FILE, FILE, NON_NEGATIVE, POSITIVE, POSITIVE_FLOAT,
                             REQUIRED, Config, setting)
 from kwspi.train.speech.augment import EXTRA_AUGMENTATIONS, AugmentConfig, with_extras
@@ -23,6 +24,8 @@ from kwspi.train.speech.augment import EXTRA_AUGMENTATIONS, AugmentConfig, with_
 #: The weight-quantization schemes: per tensor in [-1, 1] (the paper), per output channel (the export).
 QUANT_SCHEMES = ("paper", "channel")
 BASELINES = ("dscnn-s", "dscnn-m", "dscnn-l")
+#: What the domain-adversarial head predicts of a clip: a column of the data's speakers.csv.
+DOMAIN_LABELS = ("engine", "voice")
 #: Where sweep steps run (:mod:`kwspi.train.executors`).
 EXECUTORS = ("local", "ray", "slurm", "submitit-local")
 
@@ -69,6 +72,10 @@ class DataConfig(Config):
     views: int = setting(4, "Augmented views cached per clip; 0 computes fresh augmentation every epoch.",
                          type=COUNT)
     cache_dir: Path | None = setting(None, "Feature cache.", type=DIR, show="DATA/.kwspi-cache")
+    cmvn: str = setting("none", "Per-window cepstral normalisation in the front end: mean subtracts each "
+                        "coefficient's mean over the 1 s window, meanvar also divides by its deviation (the same "
+                        "at runtime: it is part of the model's front end).", type=click.Choice(CMVN_MODES),
+                        keyed_at_default=False)
 
     def __post_init__(self):
         if self.no_augment and self.augment:
@@ -86,6 +93,10 @@ class DataConfig(Config):
     @property
     def task(self) -> gsc.TaskSpec:
         return gsc.TaskSpec(keywords=self.keywords, unknown_fraction=self.unknown_fraction)
+
+    @property
+    def features(self) -> FeatureConfig:
+        return FeatureConfig(n_mfcc=self.n_mfcc, cmvn=self.cmvn)
 
 
 @dataclass(frozen=True)
@@ -106,9 +117,23 @@ class TrainConfig(Config):
     weight_bits: int | None = setting(8, _BITS_HELP, flag="--bits", type=click.IntRange(1, 8), none_flag=_FLOAT_FLAG)
     quant_scheme: str = setting("channel", _SCHEME_HELP, type=click.Choice(QUANT_SCHEMES))
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
+    unknown_weight: float = setting(1.0, "Weight of the _unknown_ class in the loss; below 1 the net is less eager "
+                                         "to call a keyword _unknown_ (most misses on new voices are that).",
+                                    type=POSITIVE_FLOAT, keyed_at_default=False)
+    domain_adversarial: float = setting(0.0, "Weight of a training-only head that predicts each clip's "
+                                             "--domain-label from the net's features through gradient reversal, so "
+                                             "the net unlearns what marks a synthesizer; 0: off.",
+                                        type=NON_NEGATIVE, metavar="WEIGHT", keyed_at_default=False)
+    domain_label: str = setting("engine", "What the domain head predicts, from DATA/speakers.csv (clips without a "
+                                          "row have no domain loss).", type=click.Choice(DOMAIN_LABELS),
+                                keyed_at_default=False)
 
     def __post_init__(self):
         self.weight_quant  # validates bits and scheme
+        if self.unknown_weight <= 0 or self.domain_adversarial < 0:
+            raise ValueError("unknown_weight must be positive and domain_adversarial non-negative")
+        if self.domain_label not in DOMAIN_LABELS:
+            raise ValueError(f"domain_label must be one of {DOMAIN_LABELS}, got {self.domain_label!r}")
 
     @property
     def weight_quant(self) -> WeightQuant | None:

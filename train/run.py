@@ -29,6 +29,7 @@ from kwspi.train.data import FeatureSet, load_split
 from kwspi.train.export import export_model, write_metadata
 from kwspi.train.fit import fit, load_checkpoint, load_weights, predict, save_checkpoint
 from kwspi.train.nets.counting import count
+from kwspi.train.nets.domain import domain_labels
 from kwspi.train.nets.model import build_model, set_input_stats
 from kwspi.train.nets.quant import set_weight_quant, snap_weights_
 from kwspi.train.nets.space import Arch, load_arch
@@ -50,14 +51,14 @@ def epoch_tensors(fs: FeatureSet, epoch: int = 0, progress: Progress = silent) -
 
 def training_split(data: DataConfig, seed: int, progress: Progress = silent) -> FeatureSet:
     """The augmented training split of ``data``."""
-    return load_split(data.data, "training", FeatureConfig(n_mfcc=data.n_mfcc), data.task, data.augment_config,
+    return load_split(data.data, "training", data.features, data.task, data.augment_config,
                       data.views or None, seed, data.cache_dir, progress)
 
 
 def eval_split(data: DataConfig, split: str, seed: int, progress: Progress = silent) -> FeatureSet | None:
     """An unaugmented evaluation split, or ``None`` (with a warning) when it has no clips."""
     try:
-        return load_split(data.data, split, FeatureConfig(n_mfcc=data.n_mfcc), data.task, None, None, seed,
+        return load_split(data.data, split, data.features, data.task, None, None, seed,
                           data.cache_dir, progress)
     except DatasetError as e:
         log.warning("no %s figures: %s", split, e)
@@ -67,7 +68,7 @@ def eval_split(data: DataConfig, split: str, seed: int, progress: Progress = sil
 def _meta(data: DataConfig, run) -> dict:
     """What every checkpoint of a run carries beside its weights, so it can be exported alone."""
     aug = data.augment_config
-    return {"features": FeatureConfig(n_mfcc=data.n_mfcc).to_json(), "labels": list(data.task.labels),
+    return {"features": data.features.to_json(), "labels": list(data.task.labels),
             "data": str(data.data.resolve()), "augment": aug.to_json() if aug else None, "views": data.views,
             "unknown_fraction": data.unknown_fraction, "run": run.to_dict()}
 
@@ -85,7 +86,7 @@ def train_run(cfg: TrainRun, progress: Progress = silent,
     run resumes; ``cfg.init_from`` does the same from a checkpoint file.
     """
     arch, data, tcfg = load_arch(cfg.arch), cfg.data, cfg.train
-    features = FeatureConfig(n_mfcc=data.n_mfcc)
+    features = data.features
     checkpoint = cfg.out / CHECKPOINT_NAME
     resuming = cfg.resume and checkpoint.exists()
     if checkpoint.exists() and not cfg.resume:
@@ -108,8 +109,14 @@ def train_run(cfg: TrainRun, progress: Progress = silent,
         model.load_state_dict(init.state_dict())
     cfg.out.mkdir(parents=True, exist_ok=True)
     write_text(cfg.out / "arch.json", arch.to_json() + "\n")
+    domains = None
+    if tcfg.domain_adversarial > 0:
+        index, names = domain_labels(data.data, train_set.paths, tcfg.domain_label)
+        log.info("domain head: %d %ss (%s), %d of %d training examples labelled", len(names), tcfg.domain_label,
+                 ", ".join(names), int((index >= 0).sum()), len(index))
+        domains = torch.from_numpy(index)
     fit(model, lambda e: epoch_tensors(train_set, e, progress), val_set and epoch_tensors(val_set), tcfg, checkpoint,
-        meta, resume=cfg.resume, progress=progress)
+        meta, resume=cfg.resume, progress=progress, domains=domains)
 
     metrics = {}
     for split, fs in [("validation", val_set), ("testing", eval_split(data, "testing", tcfg.seed, progress))]:
@@ -129,8 +136,10 @@ def check_same_run(state: dict, arch: Arch, features: FeatureConfig, tcfg: Train
     """A one-line error unless the checkpoint ``state`` was trained as asked (resume needs it)."""
     if Arch.from_dict(state["arch"]) != arch or state["features"] != features.to_json():
         raise KwspiError(f"{path}: was trained with another architecture or front end; use another --out")
-    if state["train_config"] != dataclasses.asdict(tcfg):
-        changed = sorted(k for k, v in dataclasses.asdict(tcfg).items() if state["train_config"].get(k) != v)
+    # Through TrainConfig: settings added since the checkpoint was written take their defaults.
+    recorded = dataclasses.asdict(TrainConfig(**state["train_config"]))
+    if recorded != dataclasses.asdict(tcfg):
+        changed = sorted(k for k, v in dataclasses.asdict(tcfg).items() if recorded.get(k) != v)
         raise KwspiError(f"{path}: resume needs the same options; these differ: {', '.join(changed)}")
     if meta is not None:
         if state.get("augment") != meta["augment"]:
@@ -170,7 +179,7 @@ def search_run(cfg: SearchRun, progress: Progress = silent) -> list[dict]:
     """Search an architecture into ``cfg.out`` (see :func:`kwspi.train.search.search`);
     return one record per epoch."""
     data, scfg = cfg.data, cfg.search
-    features = FeatureConfig(n_mfcc=data.n_mfcc)
+    features = data.features
     checkpoint = cfg.out / SUPERNET_NAME
     if checkpoint.exists() and not cfg.resume:
         raise KwspiError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
