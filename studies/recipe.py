@@ -172,13 +172,19 @@ def main():
     parser = voices.study_parser(__doc__, "runs/recipe", [0, 1])
     parser.add_argument("--ingredient", action="append", default=[], type=Ingredient.parse,
                         help="NAME:CHANGE[,CHANGE...] (see above); repeat for more")
+    parser.add_argument("--pools-as-they-are", action="store_true",
+                        help="use POOLS/ENGINE as made elsewhere (the bundled model's pools) instead of "
+                             "making the study's 16 words with voices.py's speakers")
     args = parser.parse_args()
 
     from kwspi.train.executors import LocalExecutor
     from kwspi.train.sweep import run_steps
 
     ingredients = [BASELINE] + args.ingredient
-    pools = {e: voices.synth_pool(e, args.pools / e, voices.SPEAKERS[e]) for e in voices.ENGINES}
+    if args.pools_as_they_are:
+        pools = {e: args.pools / e for e in voices.ENGINES}
+    else:
+        pools = {e: voices.synth_pool(e, args.pools / e, voices.SPEAKERS[e]) for e in voices.ENGINES}
     build_mixes(args, ingredients, pools)
     failed = run_steps(steps(args, ingredients), args.work / "logs", LocalExecutor(args.jobs))
 
