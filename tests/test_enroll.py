@@ -126,9 +126,9 @@ def test_the_enrolled_file_keeps_the_graph_and_tells_what_it_learned(base, tmp_p
     # The engine listens with the enrolled head: the user's "up" is heard in a stream.
     quiet = (0.01 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32)
     stream = np.concatenate([quiet, user_clip("up", seed=3), quiet])
-    found = Detector(LoadedModel.load(out)).process(stream)
+    found = Detector(LoadedModel.load(out), thresholds={"up": 0.6}).process(stream)
     assert [d.label for d in found] == ["up"], found
-    assert Detector(LoadedModel.load(model)).process(stream) == []
+    assert Detector(LoadedModel.load(model), thresholds={"up": 0.6}).process(stream) == []
 
 
 def test_bad_input_is_one_line_and_exit_2(base, tmp_path):
