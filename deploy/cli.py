@@ -1,6 +1,6 @@
-"""The listening side's commands, thin over :mod:`kwspi.deploy`: ``listen`` and ``devices``,
-and, over :mod:`kwspi.deploy.evaluation`, ``eval-stream`` and ``calibrate``. Torch-free, so
-all four run on a Pi.
+"""The listening side's commands, thin over :mod:`kwspi.deploy`: ``listen``, ``devices`` and
+``enroll``, and, over :mod:`kwspi.deploy.evaluation`, ``eval-stream`` and ``calibrate``.
+Torch-free, so all five run on a Pi.
 
 Every option of ``listen`` can also come from an environment variable (``KWSPI_MODEL``,
 ``KWSPI_DEVICE``, ...), which is how the systemd unit passes its configuration: values with
@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from kwspi.atomic import atomic_write
 from kwspi.cli import early_signals
 from kwspi.errors import KwspiError
 from kwspi.modelinfo import resolve_model
@@ -303,6 +304,71 @@ def calibrate(model, negatives, positives, target_fa_per_hour, out, stride_ms, a
     if result.unmet:
         click.echo(f"no threshold up to {max(result.thresholds.values()):g} holds the target for "
                    f"{', '.join(result.unmet)}: record more varied negatives or retrain", err=True)
+
+
+@click.command(short_help="Teach a model your voice: re-fit it on a few takes of each keyword.")
+@model_option
+@click.option("--clips", type=click.Path(path_type=Path),
+              help="Your takes in Google Speech Commands layout: yes/*.wav, no/*.wav, ... (any of the model's "
+                   "keywords), optional _background_noise_/ (your room) and _unknown_/ (your other words).")
+@click.option("--record", is_flag=True, help="Record the takes and the room with the microphone instead.")
+@click.option("--device", "-d", help="With --record: microphone index or part of its name (default input if omitted).")
+@click.option("--keywords", help="With --record: comma-separated keywords to record. [default: all the model's]")
+@click.option("--takes", type=click.IntRange(1, 50), default=5, show_default=True,
+              help="With --record: takes per keyword.")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The adapted model (a new file; the model given is left as it is).")
+@json_option()
+def enroll(model, clips, record, device, keywords, takes, out, as_json):
+    """Adapt a model to your voice and your room, on the Pi, in seconds.
+
+    Re-fits the model's final layer on your takes (each shifted in time and mixed
+    with your room's noise), kept close to the original and to the examples of
+    other speakers the model carries, then sets each keyword's threshold from your
+    takes and the room. Writes a new model; `kwspi info` shows how many takes it
+    learned from and its accuracy on each take held out, before and after.
+
+    \b
+    Example:
+      kwspi enroll --model model.onnx --record --keywords yes,no --takes 5 --out mine.onnx
+      kwspi enroll --model model.onnx --clips my-takes/ --out mine.onnx
+      kwspi listen --model mine.onnx
+    """
+    from kwspi.deploy.enroll import enroll_takes
+    from kwspi.deploy.takes import read_takes, record_takes
+
+    if (clips is None) == (not record):
+        raise click.UsageError("give --clips DIR or --record")
+    if not record and (device is not None or keywords is not None):
+        raise click.UsageError("--device and --keywords apply only to --record")
+    path = resolve_model(model)
+    loaded = LoadedModel.load(path)
+    if record:
+        known = [lab for lab in loaded.info.labels if not lab.startswith("_")]
+        wanted = [k.strip() for k in keywords.split(",") if k.strip()] if keywords else known
+        strangers = [k for k in wanted if k not in known]
+        if strangers:
+            raise click.BadParameter(f"the model does not know {', '.join(strangers)} (it knows {', '.join(known)})",
+                                     param_hint="--keywords")
+        from kwspi.deploy.mic import MicSource
+
+        got = record_takes(MicSource(device), wanted, takes, lambda text: click.echo(text, err=True))
+    else:
+        got = read_takes(clips, loaded.info.labels)
+    data = enroll_takes(path, got)
+    with atomic_write(out) as f:
+        f.write(data)
+    enrolled = LoadedModel.load(out).info
+    summary = enrolled.enrollment
+    if as_json:
+        click.echo(json.dumps({"model": str(out), "thresholds": enrolled.thresholds, **summary}))
+        return
+    click.echo(f"{out}: enrolled " + ", ".join(f"{k} ({n} takes)" for k, n in summary["takes"].items()))
+    held = summary["held_out_takes"]
+    if held:
+        click.echo(f"each take held out in turn: accuracy {held['before']:.3f} before, {held['after']:.3f} after "
+                   f"({held['windows']} windows)")
+    click.echo("thresholds " + ", ".join(f"{k}={v:g}" for k, v in enrolled.thresholds.items()))
 
 
 @contextlib.contextmanager

@@ -3,7 +3,9 @@
 :class:`LoadedModel` holds the session and the decoded ``kwspi.*`` metadata
 (:class:`~kwspi.modelinfo.ModelInfo`) and maps one feature window to label posteriors:
 input ``features`` float32 ``[1, 1, n_mfcc, n_frames]``, output ``logits`` ``[1, n_labels]``,
-softmax applied here. A graph whose shapes contradict its metadata is refused at load, with
+softmax applied here. A model adapted by ``kwspi enroll`` carries its own final layer in its
+metadata (``head``, :mod:`kwspi.deploy.enroll`): then the ``embedding`` output is read instead
+and the logits are ``W e + b`` here, in numpy. A graph whose shapes contradict its metadata is refused at load, with
 the same one-line :class:`~kwspi.modelinfo.ModelFormatError` as any other bad file; so is one
 that fails, or gives the wrong shape or non-finite logits, on a window of zeros.
 """
@@ -16,7 +18,7 @@ import numpy as np
 
 from kwspi.features import FeatureConfig
 from kwspi.metrics import softmax
-from kwspi.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelFormatError, ModelInfo, open_session
+from kwspi.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelFormatError, ModelInfo, decode_array, open_session
 
 from kwspi.deploy.sources import SAMPLE_RATE
 
@@ -33,9 +35,17 @@ class LoadedModel:
         cfg = info.features
         if cfg.sample_rate != SAMPLE_RATE:  # the sources deliver 16 kHz only
             raise ModelFormatError(path, f"front end at {cfg.sample_rate} Hz; the runtime listens at {SAMPLE_RATE} Hz")
-        given, taken = _pick(session.get_inputs(), INPUT_NAME), _pick(session.get_outputs(), OUTPUT_NAME)
+        given = _pick(session.get_inputs(), INPUT_NAME)
         _check_shape(path, "input", given.shape, [None, 1, cfg.n_mfcc, cfg.n_frames])
-        _check_shape(path, "output", taken.shape, [None, len(info.labels)])
+        self.head = _head(path, info) if info.head else None
+        if self.head is None:
+            taken = _pick(session.get_outputs(), OUTPUT_NAME)
+            _check_shape(path, "output", taken.shape, [None, len(info.labels)])
+        else:
+            taken = next((o for o in session.get_outputs() if o.name == info.embedding.get("output")), None)
+            if taken is None:
+                raise ModelFormatError(path, "has an enrolled head but no embedding output")
+            _check_shape(path, "embedding output", taken.shape, [None, self.head[0].shape[1]])
         self.input_name, self.output_name = given.name, taken.name
         self._feed = np.zeros((1, 1, cfg.n_mfcc, cfg.n_frames), dtype=np.float32)
         self._try_once()
@@ -45,7 +55,7 @@ class LoadedModel:
         # found here, a bad file is one error at start or a refused reload, not a service
         # that crashes at its first window and is restarted into the same crash forever.
         try:
-            logits = self.session.run([self.output_name], {self.input_name: self._feed})[0]
+            logits = self._logits()
         except Exception as e:  # onnxruntime raises its own classes
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ModelFormatError(self.path, f"fails on a window of zeros ({first[:200]})") from None
@@ -74,13 +84,29 @@ class LoadedModel:
 
     def run(self) -> np.ndarray:
         """Label posteriors (float64, ``[n_labels]``) of the window in :attr:`window_buffer`."""
-        logits = self.session.run([self.output_name], {self.input_name: self._feed})[0]
-        return softmax(np.asarray(logits[0], dtype=np.float64))
+        return softmax(np.asarray(self._logits()[0], dtype=np.float64))
+
+    def _logits(self) -> np.ndarray:
+        out = self.session.run([self.output_name], {self.input_name: self._feed})[0]
+        if self.head is None:
+            return out
+        weight, bias = self.head
+        return out @ weight.T + bias
 
     def posteriors(self, window: np.ndarray) -> np.ndarray:
         """Label posteriors (float64, ``[n_labels]``) of one window ``[n_mfcc, n_frames]``."""
         self._feed[0, 0] = window
         return self.run()
+
+
+def _head(path, info: ModelInfo) -> tuple[np.ndarray, np.ndarray]:
+    """The enrolled final layer ``(W [n_labels, size], b [n_labels])``, checked against the labels."""
+    weight, bias = (decode_array(info.head.get(k, {}), path).astype(np.float32) for k in ("weight", "bias"))
+    n = len(info.labels)
+    if weight.ndim != 2 or weight.shape[0] != n or bias.shape != (n,):
+        raise ModelFormatError(path, f"enrolled head of shape {list(weight.shape)} + {list(bias.shape)} "
+                                     f"does not match its {n} labels")
+    return weight, bias
 
 
 def _pick(args, name):

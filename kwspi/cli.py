@@ -42,6 +42,7 @@ LAZY_COMMANDS = {
                     "Recall, false alarms per hour and latency of a model on a long WAV."),
     "calibrate": ("kwspi.deploy.cli:calibrate",
                   "Per-keyword thresholds from recordings without keywords, into a new model file."),
+    "enroll": ("kwspi.deploy.cli:enroll", "Teach a model your voice: re-fit it on a few takes of each keyword."),
 }
 
 #: Signals ``kwspi listen`` received before its own handlers were in place; it acts on them
@@ -164,6 +165,15 @@ def info(model, as_json):
     for key, value in meta.metrics.items():
         click.echo(f"metric      {key}: {json.dumps(value)}")
     click.echo(f"thresholds  {json.dumps(meta.thresholds)}")
+    if meta.embedding:
+        click.echo(f"embedding   output {meta.embedding['output']!r}, {meta.embedding['size']} values")
+    if meta.enrollment:
+        e = meta.enrollment
+        click.echo(f"enrolled    from {e['base']} (sha256 {e['base_sha256']}): "
+                   + ", ".join(f"{k} {n} takes" for k, n in e["takes"].items()))
+        for key in ("held_out_takes", "bank"):
+            if e.get(key):
+                click.echo(f"enrollment  {key}: {json.dumps(e[key])}")
     click.echo(f"created by  {meta.created_by}")
 
 

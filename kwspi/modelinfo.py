@@ -4,13 +4,22 @@ A model is one ONNX file whose ``metadata_props`` carry, under keys prefixed ``k
 everything the runtime needs: labels, the front end, thresholds, and the figures a user
 wants to see (MACs, parameters, weight bytes, data set, accuracy). Values are strings;
 structured ones are JSON. Reading needs only onnxruntime, so it works on a Raspberry Pi.
+
+Models exported since enrollment (issue 13) also have a second output, the embedding the
+final layer sees (``embedding``: its name and size), that layer in float (``classifier``),
+and a bank of labelled embeddings of the training data (``bank``); arrays travel as base64
+in JSON (:func:`encode_array`). A model adapted by ``kwspi enroll`` adds its own layer
+(``head``), which replaces output 0 when present, and what enrollment measured (``enrollment``).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from kwspi import __version__
 from kwspi.errors import FeatureConfigError, KwspiError
@@ -21,6 +30,8 @@ PREFIX = "kwspi."
 #: The graph maps INPUT_NAME float32 [batch, 1, n_mfcc, n_frames] to OUTPUT_NAME [batch, n_classes].
 INPUT_NAME = "features"
 OUTPUT_NAME = "logits"
+#: The optional second output, ``[batch, embedding size]``: what the final linear layer sees.
+EMBEDDING_NAME = "embedding"
 REQUIRED_KEYS = ("format_version", "labels", "features", "features_hash")
 
 
@@ -46,6 +57,11 @@ class ModelInfo:
     dataset: str = ""
     metrics: dict = field(default_factory=dict)
     thresholds: dict = field(default_factory=dict)
+    embedding: dict = field(default_factory=dict)
+    classifier: dict = field(default_factory=dict)
+    bank: dict = field(default_factory=dict)
+    head: dict = field(default_factory=dict)
+    enrollment: dict = field(default_factory=dict)
     created_by: str = f"kwspi {__version__}"
     format_version: int = FORMAT_VERSION
 
@@ -69,6 +85,7 @@ class ModelInfo:
             "thresholds": json.dumps(self.thresholds, sort_keys=True),
             "created_by": self.created_by,
         }
+        raw.update({k: json.dumps(getattr(self, k), sort_keys=True) for k in EXTRA_KEYS if getattr(self, k)})
         return {PREFIX + k: v for k, v in raw.items()}
 
     @classmethod
@@ -90,6 +107,7 @@ class ModelInfo:
             if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
                 raise ModelFormatError(path, "kwspi.labels must be a JSON list of label strings")
             arch, metrics, thresholds = (_json_object(raw, key, path) for key in ("arch", "metrics", "thresholds"))
+            extras = {key: _json_object(raw, key, path) for key in EXTRA_KEYS}
             if not all(isinstance(v, (int, float)) for v in thresholds.values()):
                 raise ModelFormatError(path, "kwspi.thresholds must map labels to numbers")
             if not all(0 < v <= 1 for v in thresholds.values()):  # NaN fails this too
@@ -108,6 +126,7 @@ class ModelInfo:
                 dataset=raw.get("dataset", ""),
                 metrics=metrics,
                 thresholds=thresholds,
+                **extras,
                 created_by=raw.get("created_by", ""),
                 format_version=version,
             )
@@ -131,7 +150,28 @@ class ModelInfo:
             "thresholds": self.thresholds,
             "created_by": self.created_by,
             "format_version": self.format_version,
+            "embedding": self.embedding,
+            "enrollment": self.enrollment,
         }
+
+
+#: Optional JSON objects, written only when not empty, so older models read as before.
+EXTRA_KEYS = ("embedding", "classifier", "bank", "head", "enrollment")
+
+
+def encode_array(a, dtype) -> dict:
+    """An array as a JSON-ready ``{"dtype", "shape", "data"}`` (base64 of its little-endian bytes)."""
+    a = np.ascontiguousarray(a, dtype=np.dtype(dtype).newbyteorder("<"))
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode_array(value: dict, path="model"):
+    """The array :func:`encode_array` stored (a copy, in its stored dtype); a one-line error if it is malformed."""
+    try:
+        a = np.frombuffer(base64.b64decode(value["data"], validate=True), dtype=np.dtype(value["dtype"]))
+        return a.reshape([int(n) for n in value["shape"]]).copy()
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFormatError(path, f"malformed array in kwspi metadata ({e})") from None
 
 
 def _json_object(raw: dict, key: str, path) -> dict:

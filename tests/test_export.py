@@ -5,9 +5,9 @@ import torch
 from onnx import numpy_helper
 
 from kwspi.features import FeatureConfig
-from kwspi.modelinfo import ModelInfo, ModelFormatError, open_session, read_info
+from kwspi.modelinfo import ModelInfo, ModelFormatError, decode_array, open_session, read_info
 from kwspi.train.nets.counting import count
-from kwspi.train.export import export_model
+from kwspi.train.export import bank_rows, export_model, with_classifier
 from kwspi.train.nets.model import build_model
 from kwspi.train.nets.quant import WeightQuant, quantize_channel, set_weight_quant
 from kwspi.train.nets.space import PAPER_20MFCC_BETA8, Arch
@@ -54,10 +54,32 @@ def test_int8_model_agrees_with_torch(exported):
 
 
 def test_int8_file_is_small_and_carries_its_metadata(exported):
-    _, info, sizes, tmp = exported
+    model, info, sizes, tmp = exported
     assert sizes["bytes"] <= sizes["float_bytes"] / 2.5  # about 1/3 here; see BENCHMARKS.md
-    assert read_info(tmp / "m.onnx") == info
+    assert read_info(tmp / "m.onnx") == with_classifier(model, info)
     assert read_info(tmp / "f.onnx").weight_bits == 32
+
+
+def test_second_output_is_the_embedding_the_float_classifier_maps_to_the_logits(exported):
+    model, _, _, tmp = exported
+    X, _ = _data(200, 2)
+    session, info = open_session(tmp / "m.onnx")
+    assert [o.name for o in session.get_outputs()] == ["logits", "embedding"]
+    logits, embedding = session.run(None, {"features": X.numpy()})
+    assert embedding.shape == (200, info.embedding["size"]) and info.embedding["output"] == "embedding"
+    with torch.no_grad():
+        want = model.embed(X).numpy()
+    assert np.corrcoef(embedding.ravel(), want.ravel())[0, 1] > 0.99  # int8 rounding, nothing else
+    w, b = (decode_array(info.classifier[k]) for k in ("weight", "bias"))
+    assert ((embedding @ w.T + b).argmax(1) == logits.argmax(1)).mean() >= 0.98
+
+
+def test_bank_rows_are_even_over_the_labels_and_never_repeat():
+    labels = np.array([0] * 50 + [1] * 5 + [2] * 100)
+    rows = bank_rows(labels, 30, seed=1)
+    assert len(set(rows.tolist())) == 30
+    assert sorted(np.bincount(labels[rows]).tolist()) == [5, 12, 13]
+    assert len(bank_rows(labels, 1000)) == len(labels) and len(bank_rows(labels, 0)) == 0
 
 
 def test_qat_weights_pass_through_quantization_unchanged(exported):

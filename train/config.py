@@ -235,6 +235,8 @@ class ExportRun(Config):
                                          "activations.", type=click.IntRange(min=10))
     threshold: float = setting(0.8, "Recommended detection threshold written into the model.", type=click.FloatRange(0, 1))
     dataset_name: str | None = setting(None, "How the model describes its training data.")
+    bank_size: int = setting(300, "Labelled training embeddings stored in the model, so `kwspi enroll` keeps "
+                                  "other voices and negatives in mind (0: none).", type=click.IntRange(min=0))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,11 @@
 3. Compact the graph (short names, no shape annotations), write the ``kwspi.*`` metadata (:mod:`kwspi.modelinfo`) and move the file into place
    atomically.
 
-The graph maps ``features [batch, 1, n_mfcc, n_frames]`` (float32) to ``logits [batch, n_classes]``.
+The graph maps ``features [batch, 1, n_mfcc, n_frames]`` (float32) to ``logits [batch, n_classes]``
+(output 0) and ``embedding [batch, size]`` (output 1), the pooled features the final linear layer
+sees; the metadata carries that layer in float (``classifier``), which ``kwspi enroll`` re-fits
+on a user's voice (:mod:`kwspi.deploy.enroll`), and :func:`bank_rows` picks the training examples
+whose labelled embeddings (the ``bank``) keep the re-fit from forgetting everyone else.
 """
 
 from __future__ import annotations
@@ -23,28 +27,65 @@ import numpy as np
 import torch
 
 from kwspi.atomic import atomic_write
-from kwspi.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from kwspi.modelinfo import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME, ModelInfo, encode_array
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 
 
+class _WithEmbedding(torch.nn.Module):
+    """``model`` with its embedding as a second output."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        e = self.model.embed(x)
+        return self.model.classifier(e), e
+
+
 def export_float(model: torch.nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
-    """Write ``model`` as a float32 ONNX graph with a dynamic batch axis."""
+    """Write ``model`` as a float32 ONNX graph (logits, embedding) with a dynamic batch axis."""
     model = model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
-            model,
+            _WithEmbedding(model),
             (torch.zeros(input_shape),),
             str(path),
             dynamo=False,
             opset_version=OPSET,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=[OUTPUT_NAME, EMBEDDING_NAME],
+            dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, OUTPUT_NAME, EMBEDDING_NAME)},
         )
+
+
+def with_classifier(model: torch.nn.Module, info: ModelInfo) -> ModelInfo:
+    """``info`` naming the embedding output and carrying the final layer in float: the
+    weights the int8 graph holds (QAT snapped them to its grid), and the float bias."""
+    from dataclasses import replace
+
+    layer = model.classifier
+    weight = layer.weight.detach().cpu().numpy()
+    return replace(info, embedding={"output": EMBEDDING_NAME, "size": int(weight.shape[1])},
+                   classifier={"weight": encode_array(weight, "<f4"),
+                               "bias": encode_array(layer.bias.detach().cpu().numpy(), "<f4")})
+
+
+def bank_rows(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """Up to ``size`` row indices of ``labels``, as even over the labels as the data allows:
+    the examples whose embeddings the model carries as its bank."""
+    rng = np.random.default_rng(seed)
+    per_label = [rng.permutation(np.flatnonzero(labels == k)) for k in np.unique(labels)]
+    picked: list[int] = []
+    for rank in range(max((len(p) for p in per_label), default=0)):  # round-robin over the labels
+        picked += [int(p[rank]) for p in per_label if rank < len(p)]
+        if len(picked) >= size:
+            break
+    return np.sort(np.array(picked[:size], dtype=np.int64))
 
 
 class _Windows:
@@ -142,7 +183,9 @@ def export_model(
     float_out=None,
     int8: bool = True,
 ) -> dict:
-    """Export ``model`` to ``out_path`` (int8 unless ``int8=False``); returns file sizes."""
+    """Export ``model`` to ``out_path`` (int8 unless ``int8=False``), with its embedding
+    output and float classifier in the metadata; returns file sizes."""
+    info = with_classifier(model, info)
     cfg = info.features
     shape = (1, 1, cfg.n_mfcc, cfg.n_frames)
     with tempfile.TemporaryDirectory() as tmp:

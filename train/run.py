@@ -22,11 +22,11 @@ from kwspi.errors import DatasetError, KwspiError
 from kwspi.evaluate import evaluate_onnx, task_for
 from kwspi.features import FeatureConfig
 from kwspi.metrics import classification_report
-from kwspi.modelinfo import ModelInfo
+from kwspi.modelinfo import EMBEDDING_NAME, INPUT_NAME, ModelInfo, encode_array, open_session
 from kwspi.progress import Progress, silent
 from kwspi.train.config import DataConfig, ExportRun, SearchRun, TrainConfig, TrainRun
 from kwspi.train.data import FeatureSet, load_split
-from kwspi.train.export import export_model, write_metadata
+from kwspi.train.export import bank_rows, export_model, write_metadata
 from kwspi.train.fit import fit, load_checkpoint, load_weights, predict, save_checkpoint
 from kwspi.train.nets.counting import count
 from kwspi.train.nets.domain import domain_labels
@@ -228,7 +228,7 @@ def export_run(cfg: ExportRun, progress: Progress = silent) -> tuple[dict, dict]
     aug = AugmentConfig.from_json(state["augment"]) if state.get("augment") else None
     seed = state["train_config"]["seed"]
     train_set = load_split(data, "training", features, task, aug, state.get("views") or None, seed, progress=progress)
-    X, _ = epoch_tensors(train_set)
+    X, y = epoch_tensors(train_set)
     pick = np.random.default_rng(seed).permutation(len(X))[:cfg.calibration_size]
     c = count(model, (1, 1, features.n_mfcc, features.n_frames))
     info = ModelInfo(labels=labels, features=features, arch=state["arch"], macs=c.macs, params=c.params,
@@ -246,5 +246,10 @@ def export_run(cfg: ExportRun, progress: Progress = silent) -> tuple[dict, dict]
             log.warning("no %s figures: %s", name, e)
             continue
         metrics[name] = {"accuracy": round(report["accuracy"], 5), "n": report["n"]}
-    write_metadata(cfg.out, dataclasses.replace(info, metrics=metrics), cfg.out)
+    rows = bank_rows(y.numpy(), cfg.bank_size, seed)
+    session, written = open_session(cfg.out)
+    embeddings = session.run([EMBEDDING_NAME], {INPUT_NAME: X[rows].numpy()})[0]  # as the int8 graph sees them
+    bank = {"embeddings": encode_array(embeddings, "<f2"),
+            "labels": encode_array(y[rows].numpy(), "<u1")} if len(rows) else {}
+    write_metadata(cfg.out, dataclasses.replace(written, metrics=metrics, bank=bank), cfg.out)
     return sizes, metrics
