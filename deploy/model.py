@@ -18,7 +18,7 @@ import numpy as np
 
 from kwspi.features import FeatureConfig
 from kwspi.metrics import softmax
-from kwspi.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelFormatError, ModelInfo, decode_array, open_session
+from kwspi.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelFormatError, ModelInfo, enrolled_head, open_session
 
 from kwspi.deploy.sources import SAMPLE_RATE
 
@@ -37,7 +37,7 @@ class LoadedModel:
             raise ModelFormatError(path, f"front end at {cfg.sample_rate} Hz; the runtime listens at {SAMPLE_RATE} Hz")
         given = _pick(session.get_inputs(), INPUT_NAME)
         _check_shape(path, "input", given.shape, [None, 1, cfg.n_mfcc, cfg.n_frames])
-        self.head = _head(path, info) if info.head else None
+        self.head = enrolled_head(info, path)
         if self.head is None:
             taken = _pick(session.get_outputs(), OUTPUT_NAME)
             _check_shape(path, "output", taken.shape, [None, len(info.labels)])
@@ -97,16 +97,6 @@ class LoadedModel:
         """Label posteriors (float64, ``[n_labels]``) of one window ``[n_mfcc, n_frames]``."""
         self._feed[0, 0] = window
         return self.run()
-
-
-def _head(path, info: ModelInfo) -> tuple[np.ndarray, np.ndarray]:
-    """The enrolled final layer ``(W [n_labels, size], b [n_labels])``, checked against the labels."""
-    weight, bias = (decode_array(info.head.get(k, {}), path).astype(np.float32) for k in ("weight", "bias"))
-    n = len(info.labels)
-    if weight.ndim != 2 or weight.shape[0] != n or bias.shape != (n,):
-        raise ModelFormatError(path, f"enrolled head of shape {list(weight.shape)} + {list(bias.shape)} "
-                                     f"does not match its {n} labels")
-    return weight, bias
 
 
 def _pick(args, name):

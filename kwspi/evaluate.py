@@ -17,7 +17,7 @@ from kwspi.clips import load_clip
 from kwspi.errors import DatasetError, KwspiError
 from kwspi.features import FeatureConfig, clip_features
 from kwspi.metrics import classification_report
-from kwspi.modelinfo import INPUT_NAME, open_session
+from kwspi.modelinfo import batch_logits, open_session
 from kwspi.progress import Progress, silent
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,7 @@ def evaluate_onnx(model_path, data, split: str = "testing", seed: int = 0, progr
     session, info = open_session(model_path, threads=0)
     task = task_for(info.labels)
     X, y, skipped, speakers = _split_features(data, split, info.features, task, seed, progress)
-    logits = np.concatenate([session.run(None, {INPUT_NAME: X[i:i + 256]})[0] for i in range(0, len(X), 256)])
-    pred = logits.argmax(1)
+    pred = batch_logits(session, info, X, model_path).argmax(1)
     report = classification_report(y, pred, info.labels)
     report.update(model=str(model_path), data=str(Path(data)), split=split, skipped=skipped)
     catalogue = gsc.read_catalogue(data)

@@ -181,6 +181,29 @@ def _json_object(raw: dict, key: str, path) -> dict:
     return value
 
 
+def enrolled_head(info: ModelInfo, path="model") -> tuple[np.ndarray, np.ndarray] | None:
+    """The final layer ``(W [n_labels, size], b [n_labels])`` that ``kwspi enroll`` wrote into
+    the metadata, checked against the labels; ``None`` for a model as exported. With it, the
+    logits are ``embedding @ W.T + b``, not the graph's own output."""
+    if not info.head:
+        return None
+    weight, bias = (decode_array(info.head.get(k, {}), path).astype(np.float32) for k in ("weight", "bias"))
+    n = len(info.labels)
+    if weight.ndim != 2 or weight.shape[0] != n or bias.shape != (n,):
+        raise ModelFormatError(path, f"enrolled head of shape {list(weight.shape)} + {list(bias.shape)} "
+                                     f"does not match its {n} labels")
+    return weight, bias
+
+
+def batch_logits(session, info: ModelInfo, X: np.ndarray, path="model", batch: int = 256) -> np.ndarray:
+    """Logits ``[len(X), n_labels]`` of feature windows ``X [N, 1, n_mfcc, n_frames]``, through
+    the enrolled head when the model has one (as :class:`kwspi.deploy.model.LoadedModel` does)."""
+    head = enrolled_head(info, path)
+    output = info.embedding.get("output") if head is not None else OUTPUT_NAME
+    out = np.concatenate([session.run([output], {INPUT_NAME: X[i:i + batch]})[0] for i in range(0, len(X), batch)])
+    return out if head is None else out @ head[0].T + head[1]
+
+
 def open_session(path, threads: int = 1):
     """An onnxruntime session and the model's :class:`ModelInfo`, or a one-line error."""
     import onnxruntime as ort

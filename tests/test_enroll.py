@@ -18,6 +18,7 @@ from kwspi.deploy.enroll import EnrollConfig, enroll_takes
 from kwspi.deploy.engine import Detector
 from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.takes import read_takes
+from kwspi.evaluate import evaluate_onnx
 from kwspi.features import clip_features
 from kwspi.modelinfo import read_info
 from kwspi.wavio import write_wav
@@ -97,6 +98,18 @@ def test_enrolled_model_hears_the_user_and_still_hears_the_others(base, tmp_path
     assert summary["takes"] == {"yes": 3, "no": 3, "up": 3}
     held = summary["held_out_takes"]
     assert held["after"] > held["before"] and held["windows"] == 9 * 3 * 5  # takes x (clean + 2 SNRs) x shifts
+
+    # kwspi eval scores the model listen runs: the enrolled head, not the graph's own layer.
+    me = tmp_path / "me-test"
+    for n, (w, x) in enumerate(user_test_clips()):
+        (me / w).mkdir(parents=True, exist_ok=True)
+        write_wav(me / w / f"me_nohash_{n}.wav", x, RATE)
+    scored = {m: evaluate_onnx(m, me, "all")["per_class"] for m in (model, out)}
+    for m, per_class in scored.items():
+        engine = LoadedModel.load(m)
+        for w in USER:
+            clips = [(w, x) for v, x in user_test_clips() if v == w]
+            assert per_class[w] == pytest.approx(accuracy(engine, clips), abs=1e-4)
 
 
 def test_the_bank_keeps_one_keyword_from_taking_over(base, tmp_path):
