@@ -42,7 +42,7 @@ from kwspi.atomic import temp_path
 from kwspi.deploy.evaluation.truth import TruthRow, write_truth
 from kwspi.errors import KwspiError
 from kwspi.features import SAMPLE_RATE
-from kwspi.train.speech import engines, synth
+from kwspi.train.speech import engines, phrases
 from kwspi.train.speech.engines import Speaker
 from kwspi.train.speech.noise import NoiseTrack
 from kwspi.train.speech.texts import (CONFUSABLE_SENTENCES, CONFUSABLE_WORDS, GENERIC_PHRASES, KEYWORD_PHRASES,
@@ -166,44 +166,21 @@ def _choose_words(kind: str, rng: np.random.Generator, deck: _Deck) -> tuple[lis
 # --- how it sounds --------------------------------------------------------------------
 
 
-def _speak_word(word: str, speaker: Speaker) -> np.ndarray | None:
-    """One word trimmed to its sounding span with 5 ms fades, or ``None`` if it is (nearly)
-    silent or its engine is known to say it wrongly."""
-    if engines.cannot_say(speaker, word):  # only when no speaker can say every word of an event
-        return None
-    raw = engines.speak(word, speaker)
-    if synth.active_seconds(raw) < 0.05:
-        return None
-    start, end = synth.speech_bounds(raw)
-    x = raw[start:end].astype(np.float64)
-    ramp = min(int(0.005 * SAMPLE_RATE), len(x) // 2)
-    fade = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
-    x[:ramp] *= fade
-    x[len(x) - ramp:] *= fade[::-1]
-    return x
-
-
 def render_event(
     words: Sequence[str], speaker: Speaker, rng: np.random.Generator, config: StreamConfig
 ) -> tuple[np.ndarray, list[tuple[int, int]]] | None:
     """The words spoken one by one and joined with short gaps, at the configured level.
 
     Returns ``(audio, spans)``: float64 audio and each word's ``(start, end)`` sample in it;
-    ``None`` when the speaker says nothing audible for one of the words.
+    ``None`` when the speaker says nothing audible for one of the words, or its engine is
+    known to say one wrongly (only when no speaker can say every word of an event).
     """
-    pieces, spans, at = [], [], 0
-    for i, word in enumerate(words):
-        x = _speak_word(word, speaker)
-        if x is None:
-            return None
-        if i:
-            gap = int(rng.uniform(*config.word_gap_s) * SAMPLE_RATE)
-            pieces.append(np.zeros(gap))
-            at += gap
-        pieces.append(x)
-        spans.append((at, at + len(x)))
-        at += len(x)
-    audio = np.concatenate(pieces)
+    if any(engines.cannot_say(speaker, w) for w in words):
+        return None
+    phrase = phrases.speak_phrase(words, speaker, rng, word_gap_s=config.word_gap_s, method="joined")
+    if phrase is None:
+        return None
+    audio, spans = phrase.audio, list(phrase.spans)
     # Level over the words only, so pauses between words do not change the SNR.
     active = np.concatenate([audio[s:e] for s, e in spans])
     audio *= 10.0 ** (config.speech_dbfs / 20.0) / (np.sqrt(np.mean(active**2)) + 1e-12)
