@@ -22,7 +22,7 @@ from kwspi.settings import parse_names
 from kwspi.train.config import ExportRun, SearchRun, SweepConfig, TrainRun
 from kwspi.train.demo import DemoConfig
 from kwspi.train.speech.context import NEGATIVE_FOLDER, ContextConfig
-from kwspi.train.speech.stream import StreamConfig
+from kwspi.train.speech.stream import SPEECH_MODES, StreamConfig
 from kwspi.train.speech.synth import SynthConfig
 
 _SYNTH, _STREAM, _DEMO = SynthConfig(), StreamConfig(), DemoConfig()
@@ -198,33 +198,43 @@ def synth_context(out_dir, n_speakers, keywords, repeats, negatives, seed, engin
 @_voice_options
 @click.option("--negative", is_flag=True,
               help="No keyword at all: sentences and confusable words only (for false-alarm rates).")
-def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, engine_names, voices, exclude_voices, negative):
+@click.option("--speech", type=click.Choice(SPEECH_MODES), default=_STREAM.speech, show_default=True,
+              help="phrase: the words of a phrase or sentence said in one go, connected, with the engine's word "
+                   "times; joined: each word said alone and joined with short gaps (streams made before "
+                   "phrase speech, reproduced).")
+@_transform_options
+def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, engine_names, voices, exclude_voices, negative, speech,
+                 transform_names, transformed_share):
     """Synthesize a long audio stream of speech over noise, and its truth CSV.
 
     The voice engines (espeak-ng alone by default) speak isolated keywords,
     phrases with a keyword ("please turn the
     lights on now"), sentences without one, and confusable words ("yesterday",
     "nobody", "downtown"), with random gaps (at least 1.5 s between keywords) over
-    changing background noise. Writes a 16 kHz mono 16-bit WAV and a CSV with one
-    row per spoken word (label,start_s,end_s). An hour takes little memory: the
-    stream is made and written a few seconds at a time.
+    changing background noise. A phrase or sentence is said in one go, its word
+    times from the engine (--speech joined: word by word, as before). Writes a
+    16 kHz mono 16-bit WAV and a CSV with one row per spoken word
+    (label,start_s,end_s,engine,voice). An hour takes little memory: the stream
+    is made and written a few seconds at a time.
 
     \b
     Example:
       kwspi synth-stream stream.wav --seconds 120 --exclude-voices en-029,en-gb-scotland
       kwspi synth-stream negative.wav --seconds 3600 --negative --snr-db 10
+      kwspi synth-stream many.wav --seconds 600 --engines all --transforms vtl,pitch
       kwspi eval-stream --input negative.wav --truth negative.csv --sweep-thresholds
     """
     from kwspi.train.speech import engines as _engines
     from kwspi.train.speech import stream as _stream
 
-    config = StreamConfig(seconds=seconds, snr_db=snr_db, seed=seed, negative=negative,
-                          engines=_engines.parse_engines(parse_names(engine_names)), **_voices(voices, exclude_voices))
+    config = StreamConfig(seconds=seconds, snr_db=snr_db, seed=seed, negative=negative, speech=speech,
+                          engines=_engines.parse_engines(parse_names(engine_names)), **_voices(voices, exclude_voices),
+                          transforms=parse_names(transform_names) or (), transformed_share=transformed_share)
     truth_csv = truth_csv or out_wav.with_suffix(".csv")
     # Report bad options and paths before the progress bar starts drawing.
     config.check()
     _stream.check_paths(out_wav, truth_csv)
-    _engines.make_speakers(config.speakers, seed, config.engines, config.voices, config.exclude_voices)
+    _stream.make_speakers(config)
     with progress_bar("synthesizing stream", int(round(seconds * 1000))) as advance:
         summary = _stream.write_stream(out_wav, truth_csv, config, progress=lambda s: advance(int(round(s * 1000))))
     click.echo(str(summary))

@@ -121,7 +121,7 @@ def render_clip(
         speed = round(speed * 1.3)
     else:
         return None, "too_long"
-    word *= _fade(len(word), int(style.fade_s * SAMPLE_RATE))
+    word *= fade(len(word), int(style.fade_s * SAMPLE_RATE))
     word *= PEAK * gain / float(np.max(np.abs(word)))
     clip = floor * dither
     offset = int(place * (CLIP_SAMPLES - len(word) + 1))
@@ -134,7 +134,8 @@ def clip_rng(seed: int, speaker: Speaker, word: str, n: int) -> np.random.Genera
     return np.random.default_rng([seed, int(speaker.id, 16), engines.key(word), n])
 
 
-def _fade(length: int, ramp: int) -> np.ndarray:
+def fade(length: int, ramp: int) -> np.ndarray:
+    """A gain of 1 with raised-cosine ramps of ``ramp`` samples at both ends."""
     w = np.ones(length)
     ramp = min(ramp, length // 2)
     if ramp > 0:
