@@ -227,7 +227,8 @@ def eval_stream(model, input_path, truth_csv, thresholds, stride_ms, do_sweep, t
     latency, the detection time minus the end of the word, median and 95th
     percentile. A detection counts for a word from 0.1 s before it starts to
     1.1 s after it ends. JSON keys: recall, false_alarms, fa_per_hour, hours,
-    latency_median_s, latency_p95_s, per_keyword, false_alarm_sources, sweep.
+    latency_median_s, latency_p95_s, per_keyword, false_alarm_sources, sweep,
+    and per_engine and per_voice when the truth CSV names who spoke.
 
     \b
     Example:

@@ -35,6 +35,8 @@ LAZY_COMMANDS = {
               "Search over beta, retrain, export and compare with DS-CNN (the paper's sweep)."),
     "synth-stream": ("kwspi.train.cli:synth_stream",
                      "Synthesize a long spoken audio stream over noise, with a truth CSV."),
+    "synth-context": ("kwspi.train.cli:synth_context",
+                      "Synthesize 1 s windows of keywords said in phrases, and of speech without one."),
     "demo": ("kwspi.train.cli:demo", "Spot keywords in a synthesized stream and compare with what was said."),
     "listen": ("kwspi.deploy.cli:listen", "Listen for keywords in a microphone or a WAV file."),
     "devices": ("kwspi.deploy.cli:devices", "List the audio input devices kwspi can listen to."),

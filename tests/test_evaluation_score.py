@@ -115,3 +115,28 @@ def test_false_alarms_are_traced_to_the_word_that_filled_the_window():
         {"heard": "go", "said": NO_SPEECH, "count": 1, "spoken": None},
         {"heard": "yes", "said": "yesterday", "count": 1, "spoken": 1},
     ]
+
+
+def test_figures_per_engine_and_voice_when_the_truth_says_who_spoke():
+    from kwspi.deploy.evaluation.report import text_report
+    from kwspi.deploy.evaluation.score import by_speaker
+
+    truth = [TruthRow("yes", 2.0, 2.4, "mbrola", "mb-us1"), TruthRow("no", 5.0, 5.3, "piper", "joe"),
+             TruthRow("nobody", 8.0, 8.6, "piper", "joe"), TruthRow("go", 11.0, 11.3, "mbrola", "mb-en1")]
+    found = [Detection("yes", 1.0, 2.9), Detection("no", 1.0, 9.0), Detection("up", 1.0, 20.0)]
+    score = score_detections(found, truth)
+    r = by_speaker(score, truth)
+    assert r["per_engine"] == {
+        "mbrola": {"spoken": 2, "hits": 1, "recall": 0.5, "false_alarms": 0},
+        # "no" at 5 s missed (the detection came too late), and the late one fired on "nobody".
+        "piper": {"spoken": 1, "hits": 0, "recall": 0.0, "false_alarms": 1},
+    }
+    assert r["per_voice"]["mbrola:mb-en1"] == {"spoken": 1, "hits": 0, "recall": 0.0, "false_alarms": 0}
+    assert r["per_voice"]["mbrola:mb-us1"]["hits"] == 1
+    # A truth file without speakers gives no breakdown, and the report then prints none.
+    assert by_speaker(score, [TruthRow(t.label, t.start_s, t.end_s) for t in truth]) == {}
+    report = {"input": "s.wav", "hours": 0.01, "model": "m", "stride_ms": 100, "thresholds": {"yes": 0.5},
+              **summarize(score, 36.0, ["yes", "no", "go", "up"]), "false_alarm_sources": [], **r}
+    lines = text_report(report)
+    assert any(line.split()[:4] == ["piper", "1", "0", "0.000"] for line in lines)
+    assert any(line.split()[:1] == ["mbrola:mb-us1"] for line in lines)

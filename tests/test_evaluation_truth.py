@@ -44,3 +44,21 @@ def test_unreadable_files(tmp_path):
         read_truth(tmp_path / "b.csv")
     with pytest.raises(TruthError, match="cannot read"):
         read_truth(tmp_path)
+
+
+def test_engine_and_voice_columns_round_trip_and_old_files_still_read(tmp_path):
+    said = [TruthRow("yes", 2.0, 2.4, "mbrola", "mb-us1"), TruthRow("please", 3.0, 3.3, "piper", "joe")]
+    path = tmp_path / "who.csv"
+    write_truth(path, said)
+    assert path.read_text().splitlines()[:2] == ["label,start_s,end_s,engine,voice", "yes,2.000,2.400,mbrola,mb-us1"]
+    assert read_truth(path) == said
+    old = tmp_path / "old.csv"
+    old.write_text("label,start_s,end_s\nyes,2.0,2.4\n")
+    assert read_truth(old) == [TruthRow("yes", 2.0, 2.4)] and read_truth(old)[0].engine == ""
+
+
+def test_a_short_row_under_the_long_header_names_its_columns(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("label,start_s,end_s,engine,voice\nyes,1,2\n")
+    with pytest.raises(TruthError, match="line 2: expected label,start_s,end_s,engine,voice"):
+        read_truth(path)

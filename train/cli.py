@@ -21,10 +21,12 @@ from kwspi.options import config_from_options, config_options, model_option, pro
 from kwspi.settings import parse_names
 from kwspi.train.config import ExportRun, SearchRun, SweepConfig, TrainRun
 from kwspi.train.demo import DemoConfig
-from kwspi.train.speech.stream import StreamConfig
+from kwspi.train.speech.context import NEGATIVE_FOLDER, ContextConfig
+from kwspi.train.speech.stream import SPEECH_MODES, StreamConfig
 from kwspi.train.speech.synth import SynthConfig
 
 _SYNTH, _STREAM, _DEMO = SynthConfig(), StreamConfig(), DemoConfig()
+_CONTEXT, _CONTEXT_FOLDER = ContextConfig(), NEGATIVE_FOLDER
 
 
 def _torch_side(module: str):
@@ -56,6 +58,17 @@ def _voice_options(command):
                              "skipped).")(command)
 
 
+def _transform_options(command):
+    command = click.option("--transformed-share", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+                           default=_SYNTH.transformed_share, show_default=True,
+                           help="With --transforms: the share of --speakers that are transformed voices.")(command)
+    return click.option("--transforms", "transform_names", default=None, metavar="NAMES",
+                        help="Make new speakers from the recorded voices (mbrola, rhvoice, piper, kokoro) with "
+                             "these transforms, each drawn per speaker: vtl (formants x0.85-1.2), pitch (-5..+5 "
+                             "semitones), room (a simulated room), mic (a microphone's response), or all. `make "
+                             "voices` installs what they need. [default: none]")(command)
+
+
 # --- data ------------------------------------------------------------------------------------
 
 
@@ -75,14 +88,7 @@ def _voice_options(command):
               help="Parallel speaking threads. [default: number of CPUs]")
 @click.option("--noise-seconds", type=click.FloatRange(min=1.0), default=_SYNTH.noise_seconds, show_default=True,
               help="Length of each generated background-noise file.")
-@click.option("--transforms", "transform_names", default=None, metavar="NAMES",
-              help="Make new speakers from the recorded voices (mbrola, rhvoice, piper, kokoro) with these "
-                   "transforms, each drawn per speaker: vtl (formants x0.85-1.2), pitch (-5..+5 semitones), "
-                   "room (a simulated room), mic (a microphone's response), or all. `make voices` installs "
-                   "what they need. [default: none]")
-@click.option("--transformed-share", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-              default=_SYNTH.transformed_share, show_default=True,
-              help="With --transforms: the share of --speakers that are transformed voices.")
+@_transform_options
 def synth(out_dir, n_speakers, words, repeats, seed, engine_names, voices, exclude_voices, variants, jobs,
           noise_seconds, transform_names, transformed_share):
     """Synthesize spoken words in Google Speech Commands' layout.
@@ -123,6 +129,63 @@ def synth(out_dir, n_speakers, words, repeats, seed, engine_names, voices, exclu
     click.echo(f"{out_dir}: {summary}")
 
 
+@click.command("synth-context", short_help="Synthesize 1 s windows of keywords said in phrases, and of speech "
+                                           "without one.")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--speakers", "n_speakers", type=click.IntRange(min=1), default=_SYNTH.speakers, show_default=True,
+              help="Number of speakers (an engine's voice, espeak-ng's with a variant, at one speed and pitch).")
+@click.option("--keywords", default=",".join(gsc.KEYWORDS), show_default=True, metavar="WORDS",
+              help="Comma-separated single-word keywords, one folder each.")
+@click.option("--repeats", type=click.IntRange(min=1), default=_SYNTH.repeats, show_default=True,
+              help="Windows per speaker and keyword (<speaker>_nohash_c<n>.wav), each its own phrase.")
+@click.option("--negatives", type=click.IntRange(min=0), default=_CONTEXT.negatives, show_default=True,
+              help=f"Windows of keyword-free sentences per speaker, in {_CONTEXT_FOLDER}/ (read as _unknown_).")
+@seed_option(_SYNTH.seed, "Same seed and options: identical files.")
+@_voice_options
+@click.option("--variants", default=None, metavar="NAMES",
+              help="Comma-separated espeak-ng variants (f1,m3,...; 'none' = no variant). [default: all]")
+@_transform_options
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Parallel speaking threads. [default: number of CPUs]")
+@click.option("--noise-seconds", type=click.FloatRange(min=1.0), default=_SYNTH.noise_seconds, show_default=True,
+              help="Length of each generated background-noise file.")
+def synth_context(out_dir, n_speakers, keywords, repeats, negatives, seed, engine_names, voices, exclude_voices,
+                  variants, transform_names, transformed_share, jobs, noise_seconds):
+    """Synthesize keywords in context: 1 s windows cut from phrases said in one go.
+
+    Each keyword's folder gets windows of a phrase with words before and after
+    the keyword ("I think stop for me"), the whole keyword inside the window at
+    a random place and its neighbours cut at the edges; no_keyword/ gets
+    windows cut from sentences without a keyword (any folder that is not a
+    keyword is _unknown_ to training). Word times come from the engine
+    (espeak-ng and MBROLA report them; others are timed from the phrase said
+    in parts). Clips are <speaker>_nohash_c<n>.wav, so they can sit beside
+    `kwspi synth`'s clips of the same speakers; validation_list.txt,
+    testing_list.txt and speakers.csv are written as `kwspi synth` writes them.
+
+    \b
+    Example:
+      kwspi synth-context data/context --speakers 60 --engines espeak,mbrola
+      kwspi synth-context data/context --speakers 200 --engines all --transforms vtl,pitch --repeats 2
+    """
+    from kwspi.train.speech import context as _context
+    from kwspi.train.speech import engines as _engines
+    from kwspi.train.speech import synth as _synth
+
+    config = _context.ContextConfig(
+        voices=SynthConfig(words=_context.check_keywords(parse_names(keywords) or ()), speakers=n_speakers,
+                           repeats=repeats, seed=seed, engines=_engines.parse_engines(parse_names(engine_names)),
+                           voices=parse_names(voices), exclude_voices=parse_names(exclude_voices) or (),
+                           variants=parse_names(variants), noise_seconds=noise_seconds,
+                           transforms=parse_names(transform_names) or (), transformed_share=transformed_share),
+        negatives=negatives)
+    _synth.make_speakers(config.voices)  # bad engines or names: one line before the bar draws
+    total = n_speakers * (len(config.voices.words) * repeats + negatives)
+    with progress_bar("synthesizing in context", total) as advance:
+        summary = _context.synthesize_context(out_dir, config, jobs=jobs, progress=advance)
+    click.echo(f"{out_dir}: {summary}")
+
+
 @click.command("synth-stream", short_help="Synthesize a long spoken audio stream over noise, with a truth CSV.")
 @click.argument("out_wav", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--truth", "truth_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -135,33 +198,43 @@ def synth(out_dir, n_speakers, words, repeats, seed, engine_names, voices, exclu
 @_voice_options
 @click.option("--negative", is_flag=True,
               help="No keyword at all: sentences and confusable words only (for false-alarm rates).")
-def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, engine_names, voices, exclude_voices, negative):
+@click.option("--speech", type=click.Choice(SPEECH_MODES), default=_STREAM.speech, show_default=True,
+              help="phrase: the words of a phrase or sentence said in one go, connected, with the engine's word "
+                   "times; joined: each word said alone and joined with short gaps (streams made before "
+                   "phrase speech, reproduced).")
+@_transform_options
+def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, engine_names, voices, exclude_voices, negative, speech,
+                 transform_names, transformed_share):
     """Synthesize a long audio stream of speech over noise, and its truth CSV.
 
     The voice engines (espeak-ng alone by default) speak isolated keywords,
     phrases with a keyword ("please turn the
     lights on now"), sentences without one, and confusable words ("yesterday",
     "nobody", "downtown"), with random gaps (at least 1.5 s between keywords) over
-    changing background noise. Writes a 16 kHz mono 16-bit WAV and a CSV with one
-    row per spoken word (label,start_s,end_s). An hour takes little memory: the
-    stream is made and written a few seconds at a time.
+    changing background noise. A phrase or sentence is said in one go, its word
+    times from the engine (--speech joined: word by word, as before). Writes a
+    16 kHz mono 16-bit WAV and a CSV with one row per spoken word
+    (label,start_s,end_s,engine,voice). An hour takes little memory: the stream
+    is made and written a few seconds at a time.
 
     \b
     Example:
       kwspi synth-stream stream.wav --seconds 120 --exclude-voices en-029,en-gb-scotland
       kwspi synth-stream negative.wav --seconds 3600 --negative --snr-db 10
+      kwspi synth-stream many.wav --seconds 600 --engines all --transforms vtl,pitch
       kwspi eval-stream --input negative.wav --truth negative.csv --sweep-thresholds
     """
     from kwspi.train.speech import engines as _engines
     from kwspi.train.speech import stream as _stream
 
-    config = StreamConfig(seconds=seconds, snr_db=snr_db, seed=seed, negative=negative,
-                          engines=_engines.parse_engines(parse_names(engine_names)), **_voices(voices, exclude_voices))
+    config = StreamConfig(seconds=seconds, snr_db=snr_db, seed=seed, negative=negative, speech=speech,
+                          engines=_engines.parse_engines(parse_names(engine_names)), **_voices(voices, exclude_voices),
+                          transforms=parse_names(transform_names) or (), transformed_share=transformed_share)
     truth_csv = truth_csv or out_wav.with_suffix(".csv")
     # Report bad options and paths before the progress bar starts drawing.
     config.check()
     _stream.check_paths(out_wav, truth_csv)
-    _engines.make_speakers(config.speakers, seed, config.engines, config.voices, config.exclude_voices)
+    _stream.make_speakers(config)
     with progress_bar("synthesizing stream", int(round(seconds * 1000))) as advance:
         summary = _stream.write_stream(out_wav, truth_csv, config, progress=lambda s: advance(int(round(s * 1000))))
     click.echo(str(summary))

@@ -24,6 +24,11 @@ def text_report(r: dict) -> list[str]:
     ]
     for kw, k in r["per_keyword"].items():
         lines.append(f"  {kw:<10} {k['spoken']:>6} {k['hits']:>5} {_fmt(k['recall']):>7} {k['false_alarms']:>13}")
+    for key, what in (("per_engine", "engine"), ("per_voice", "voice")):
+        if r.get(key):
+            lines += ["", f"  {what:<28} {'spoken':>6} {'hits':>5} {'recall':>7} {'false alarms':>13}"]
+            lines += [f"  {g:<28} {k['spoken']:>6} {k['hits']:>5} {_fmt(k['recall']):>7} {k['false_alarms']:>13}"
+                      for g, k in r[key].items()]
     if r["false_alarm_sources"]:
         lines += ["", "false alarms by the word that filled the window (heard <- said: fired / times said):"]
         lines += [f"  {s['heard']:<8} <- {s['said']:<14} {s['count']:>4}" + (f" / {s['spoken']}" if s["spoken"] else "")

@@ -135,14 +135,45 @@ def window_words(truth: Sequence[TruthRow], t: float, window_s: float = 1.0) -> 
     return [r for r in truth if r.end_s > t - window_s and r.start_s < t]
 
 
+def filling_row(truth: Sequence[TruthRow], t: float, window_s: float = 1.0) -> TruthRow | None:
+    """The spoken word with the most audio in the window ``[t - window_s, t]``, or ``None``
+    when no word sounds there."""
+    words = window_words(truth, t, window_s)
+    if not words:
+        return None
+    return max(words, key=lambda r: min(r.end_s, t) - max(r.start_s, t - window_s))
+
+
 def fired_on(truth: Sequence[TruthRow], t: float, window_s: float = 1.0) -> str:
     """The word that fills most of the window ``[t - window_s, t]`` that fired at ``t``,
     or :data:`NO_SPEECH`: the model saw the whole window, so the word with the most audio in
     it is the best single guess at what set it off."""
-    words = window_words(truth, t, window_s)
-    if not words:
-        return NO_SPEECH
-    return max(words, key=lambda r: min(r.end_s, t) - max(r.start_s, t - window_s)).label
+    row = filling_row(truth, t, window_s)
+    return NO_SPEECH if row is None else row.label
+
+
+def by_speaker(score: StreamScore, truth: Sequence[TruthRow], window_s: float = 1.0) -> dict:
+    """Recall and false alarms per engine and per voice, for truth files that say who spoke
+    (``{}`` for those that do not).
+
+    ``{"per_engine": {engine: figures}, "per_voice": {"engine:voice": figures}}``, each
+    ``figures`` holding ``spoken`` (keywords), ``hits``, ``recall`` and ``false_alarms``: those
+    whose window was filled mostly by that speaker's words (:func:`filling_row`; a false alarm
+    on no speech counts for none).
+    """
+    if not any(r.engine for r in truth):
+        return {}
+    groups = {"per_engine": lambda r: r.engine, "per_voice": lambda r: f"{r.engine}:{r.voice}"}
+    filled = [filling_row(truth, d.time, window_s) for d in score.false_alarms]
+    out = {}
+    for key, name in groups.items():
+        spoken = Counter(name(r) for r in score.misses) + Counter(name(r) for _, r in score.hits)
+        hits = Counter(name(r) for _, r in score.hits)
+        fired = Counter(name(r) for r in filled if r is not None)
+        out[key] = {g: {"spoken": spoken[g], "hits": hits[g], "recall": _ratio(hits[g], spoken[g]),
+                        "false_alarms": fired[g]}
+                    for g in sorted(set(spoken) | set(fired) | {name(r) for r in truth})}
+    return out
 
 
 def false_alarm_sources(score: StreamScore, truth: Sequence[TruthRow], window_s: float = 1.0) -> list[dict]:

@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from kwspi.deploy.evaluation.score import false_alarm_sources, score_detections, summarize
+from kwspi.deploy.evaluation.score import by_speaker, false_alarm_sources, score_detections, summarize
 from kwspi.deploy.evaluation.truth import TruthRow
 
 from kwspi.deploy.decision import Detection, is_keyword
@@ -119,13 +119,15 @@ def sweep(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow], stride_
 
 def report(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow]) -> dict:
     """The figures of one run (:func:`~kwspi.deploy.evaluation.score.summarize`), the thresholds in
-    force, which spoken words the false alarms fired on, and the detections themselves
+    force, which spoken words the false alarms fired on, the figures per engine and voice
+    when the truth says who spoke (:func:`~kwspi.deploy.evaluation.score.by_speaker`), and the detections themselves
     (``kwspi listen --json``'s objects, so the two can be compared line for line)."""
     keywords = keywords_of(model)
     score = score_detections(run.detections, truth, keywords)
     window_s = model.features.clip_ms / 1000
     return {"thresholds": run.thresholds, **summarize(score, run.seconds, keywords),
             "false_alarm_sources": false_alarm_sources(score, truth, window_s),
+            **by_speaker(score, truth, window_s),
             "detections": [d.as_json() for d in run.detections]}
 
 

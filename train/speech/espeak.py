@@ -28,6 +28,7 @@ import numpy as np
 import soxr
 
 from kwspi.features import SAMPLE_RATE
+from kwspi.train.speech import espeaklib
 from kwspi.train.speech.engines import Speaker, SynthError, key
 from kwspi.wavio import read_wav_bytes_lenient
 
@@ -271,6 +272,18 @@ def speak(
     if src_rate != rate and x.size:
         x = soxr.resample(x, src_rate, rate)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def speak_timed(text: str, speaker: Speaker, *, speed: int | None = None,
+                pitch: int | None = None) -> tuple[np.ndarray, list[int]]:
+    """``text`` spoken in one go with the sample where each word starts
+    (:func:`kwspi.train.speech.espeaklib.speak_timed`)."""
+    return espeaklib.speak_timed(text, speaker, speed=speed, pitch=pitch)
+
+
+def timed_unavailable() -> str | None:
+    """Why :func:`speak_timed` cannot run here, or ``None``."""
+    return espeaklib.unavailable()
 
 
 def _run_espeak(args: list[str], stdin: bytes | None = None) -> bytes:

@@ -68,10 +68,24 @@ def make_speakers(
 
 def speak(text: str, speaker: Speaker, *, speed: int | None = None, pitch: int | None = None):
     """``text`` spoken by MBROLA through espeak-ng, float32 at 16 kHz."""
+    _check_no_variant(speaker)
+    return espeak.speak(text, speaker, speed=speed, pitch=pitch)
+
+
+def _check_no_variant(speaker: Speaker) -> None:
     if speaker.variant:
         raise SynthError(f"MBROLA voice {speaker.voice} given variant {speaker.variant!r}: espeak-ng would "
                          f"speak its formant voice instead")
-    return espeak.speak(text, speaker, speed=speed, pitch=pitch)
+
+
+def speak_timed(text: str, speaker: Speaker, *, speed: int | None = None, pitch: int | None = None):
+    """``text`` spoken in one go with the sample where each word starts (MBROLA's phoneme
+    events, :mod:`.espeaklib`)."""
+    _check_no_variant(speaker)
+    return espeak.speak_timed(text, speaker, speed=speed, pitch=pitch)
+
+
+timed_unavailable = espeak.timed_unavailable
 
 
 def native_rate(voice: str) -> int:

@@ -3,13 +3,14 @@
 A stream is a sequence of spoken *events* over generated background noise: isolated
 keywords, short phrases with a keyword in them ("please turn the lights on now"), sentences
 without one, and confusable non-keywords ("yesterday", "nobody", "downtown"), separated by
-random gaps. Every word is spoken separately by the event's speaker (any engine of
-:mod:`kwspi.train.speech.engines`; espeak-ng unless told otherwise) and joined
-to the next with a short natural gap, so each word's start and end in the stream are measured
-on its own audio (to the 10 ms frame of :func:`~kwspi.train.speech.synth.speech_bounds`), not guessed.
+random gaps. An event of several words is said in one go by its speaker (any engine of
+:mod:`kwspi.train.speech.engines`; espeak-ng unless told otherwise), connected as people
+speak, and its word times come from the engine (:mod:`kwspi.train.speech.phrases`). With
+``speech="joined"`` every word is spoken separately and joined to the next with a short gap,
+each word's start and end measured on its own audio, as streams were first made.
 
 The truth file is DESIGN.md's stream truth CSV: header ``label,start_s,end_s``, one row per
-spoken word, keywords and others.
+spoken word, keywords and others, then ``engine,voice``: who said it.
 
 Public API:
 
@@ -42,7 +43,7 @@ from kwspi.atomic import temp_path
 from kwspi.deploy.evaluation.truth import TruthRow, write_truth
 from kwspi.errors import KwspiError
 from kwspi.features import SAMPLE_RATE
-from kwspi.train.speech import engines, synth
+from kwspi.train.speech import engines, phrases, synth
 from kwspi.train.speech.engines import Speaker
 from kwspi.train.speech.noise import NoiseTrack
 from kwspi.train.speech.texts import (CONFUSABLE_SENTENCES, CONFUSABLE_WORDS, GENERIC_PHRASES, KEYWORD_PHRASES,
@@ -54,6 +55,7 @@ POSITIVE_MIX = (("keyword", 0.35), ("phrase", 0.30), ("sentence", 0.15), ("confu
 EVERYDAY_MIX = (("keyword", 0.5), ("phrase", 0.3), ("sentence", 0.2))
 NEGATIVE_MIX = (("sentence", 0.5), ("confusable", 0.5))
 EVENT_KINDS = ("keyword", "phrase", "sentence", "confusable")
+SPEECH_MODES = ("phrase", "joined")
 
 
 class StreamError(KwspiError):
@@ -83,6 +85,12 @@ class StreamConfig:
     lead_in_s: float = 1.0  # noise only: the runtime decides nothing before one full window
     tail_s: float = 1.5  # noise only after the last event, so its window can still fire
     speakers: int = 64  # size of the speaker pool drawn from per event
+    # "phrase": an event of several words is said in one go, connected, with the engine's word
+    # times (phrases.speak_phrase); "joined": every word said alone and joined with short gaps,
+    # as streams were made before (for reproducing them).
+    speech: str = "phrase"
+    transforms: tuple[str, ...] = ()  # as kwspi synth's: new speakers made from recorded voices
+    transformed_share: float = 0.25
 
     @property
     def event_mix(self) -> tuple[tuple[str, float], ...]:
@@ -107,6 +115,8 @@ class StreamConfig:
             raise StreamError(f"event mix {self.event_mix!r}: kinds are {', '.join(EVENT_KINDS)}, weights > 0")
         if self.negative and {"keyword", "phrase"} & set(kinds):
             raise StreamError("a negative stream cannot have keyword or phrase events")
+        if self.speech not in SPEECH_MODES:
+            raise StreamError(f"speech {self.speech!r}: one of {', '.join(SPEECH_MODES)}")
         for kw in self.keywords:
             if " " in kw or kw != kw.lower() or not kw:
                 raise StreamError(f"keyword {kw!r}: streams take single lower-case words")
@@ -166,48 +176,39 @@ def _choose_words(kind: str, rng: np.random.Generator, deck: _Deck) -> tuple[lis
 # --- how it sounds --------------------------------------------------------------------
 
 
-def _speak_word(word: str, speaker: Speaker) -> np.ndarray | None:
-    """One word trimmed to its sounding span with 5 ms fades, or ``None`` if it is (nearly)
-    silent or its engine is known to say it wrongly."""
-    if engines.cannot_say(speaker, word):  # only when no speaker can say every word of an event
-        return None
-    raw = engines.speak(word, speaker)
-    if synth.active_seconds(raw) < 0.05:
-        return None
-    start, end = synth.speech_bounds(raw)
-    x = raw[start:end].astype(np.float64)
-    ramp = min(int(0.005 * SAMPLE_RATE), len(x) // 2)
-    fade = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
-    x[:ramp] *= fade
-    x[len(x) - ramp:] *= fade[::-1]
-    return x
-
-
 def render_event(
     words: Sequence[str], speaker: Speaker, rng: np.random.Generator, config: StreamConfig
 ) -> tuple[np.ndarray, list[tuple[int, int]]] | None:
-    """The words spoken one by one and joined with short gaps, at the configured level.
+    """The words of an event, said as ``config.speech`` says, at the configured level.
 
     Returns ``(audio, spans)``: float64 audio and each word's ``(start, end)`` sample in it;
-    ``None`` when the speaker says nothing audible for one of the words.
+    ``None`` when the speaker says nothing audible for one of the words, or its engine is
+    known to say one wrongly (only when no speaker can say every word of an event).
     """
-    pieces, spans, at = [], [], 0
-    for i, word in enumerate(words):
-        x = _speak_word(word, speaker)
-        if x is None:
-            return None
-        if i:
-            gap = int(rng.uniform(*config.word_gap_s) * SAMPLE_RATE)
-            pieces.append(np.zeros(gap))
-            at += gap
-        pieces.append(x)
-        spans.append((at, at + len(x)))
-        at += len(x)
-    audio = np.concatenate(pieces)
+    if any(engines.cannot_say(speaker, w) for w in words):
+        return None
+    joined = config.speech == "joined" or len(words) == 1
+    phrase = phrases.speak_phrase(words, speaker, rng, word_gap_s=config.word_gap_s,
+                                  method="joined" if joined else None)
+    if phrase is None:
+        return None
+    audio, spans = np.asarray(phrase.audio, np.float64), list(phrase.spans)
+    if not joined:  # from the first word's start to the last one's end, as a joined event
+        first, last = spans[0][0], spans[-1][1]
+        audio = audio[first:last] * synth.fade(last - first, int(0.005 * SAMPLE_RATE))
+        spans = [(a - first, b - first) for a, b in spans]
     # Level over the words only, so pauses between words do not change the SNR.
     active = np.concatenate([audio[s:e] for s, e in spans])
     audio *= 10.0 ** (config.speech_dbfs / 20.0) / (np.sqrt(np.mean(active**2)) + 1e-12)
     return audio, spans
+
+
+def make_speakers(config: StreamConfig) -> list[Speaker]:
+    """The stream's speaker pool: :func:`kwspi.train.speech.synth.make_speakers`'s."""
+    return synth.make_speakers(synth.SynthConfig(
+        speakers=config.speakers, seed=config.seed, engines=config.engines, voices=config.voices,
+        exclude_voices=config.exclude_voices, transforms=config.transforms,
+        transformed_share=config.transformed_share))
 
 
 # --- the stream -----------------------------------------------------------------------
@@ -220,14 +221,14 @@ def iter_blocks(config: StreamConfig) -> Iterator[Block]:
     by ``config.seed``, the noise from another, so blocks are the same however they are used.
     """
     config.check()
-    speakers = engines.make_speakers(config.speakers, config.seed, config.engines, config.voices, config.exclude_voices)
+    speakers = make_speakers(config)
     rng = np.random.default_rng([config.seed, 1])
     track = NoiseTrack(np.random.default_rng([config.seed, 2]), config.noise_rms)
     total = int(round(config.seconds * SAMPLE_RATE))
     deck = _Deck(config.keywords, rng)
     cursor, last_kw_end = 0, -total  # no keyword yet
     while True:
-        audio, spans, words, kw_at = _next_event(rng, speakers, deck, config)
+        audio, spans, words, kw_at, speaker = _next_event(rng, speakers, deck, config)
         start = cursor + int(max(rng.uniform(*config.gap_s), config.lead_in_s if cursor == 0 else 0) * SAMPLE_RATE)
         if kw_at is not None:  # keep `keyword_gap_s` of anything-but-keyword between keywords
             start = max(start, int(last_kw_end + config.keyword_gap_s * SAMPLE_RATE) - spans[kw_at][0])
@@ -236,7 +237,7 @@ def iter_blocks(config: StreamConfig) -> Iterator[Block]:
         if kw_at is not None:
             last_kw_end = start + spans[kw_at][1]
         speech = np.concatenate([np.zeros(start - cursor), audio])
-        rows = tuple(TruthRow(w, (start + a) / SAMPLE_RATE, (start + b) / SAMPLE_RATE)
+        rows = tuple(TruthRow(w, (start + a) / SAMPLE_RATE, (start + b) / SAMPLE_RATE, speaker.engine, speaker.voice)
                      for w, (a, b) in zip(words, spans))
         yield Block(speech.astype(np.float32), track.take(len(speech)).astype(np.float32), rows)
         cursor = start + len(audio)
@@ -244,7 +245,7 @@ def iter_blocks(config: StreamConfig) -> Iterator[Block]:
 
 
 def _next_event(rng: np.random.Generator, speakers: Sequence[Speaker], deck: _Deck, config: StreamConfig):
-    """``(audio, spans, words, keyword index)`` of the next event; retries other speakers
+    """``(audio, spans, words, keyword index, speaker)`` of the next event; retries other speakers
     when one cannot say a word (some voices are silent on some words)."""
     kinds, weights = zip(*[(k, w) for k, w in config.event_mix if w > 0])
     kind = kinds[rng.choice(len(kinds), p=np.asarray(weights) / sum(weights))]
@@ -256,7 +257,7 @@ def _next_event(rng: np.random.Generator, speakers: Sequence[Speaker], deck: _De
         speaker = able[rng.integers(len(able))]
         rendered = render_event(words, speaker, rng, config)
         if rendered is not None:
-            return rendered[0], rendered[1], words, kw_at
+            return rendered[0], rendered[1], words, kw_at, speaker
     raise StreamError(f"no voice among --voices could say {' '.join(words)!r} audibly")
 
 

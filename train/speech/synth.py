@@ -121,7 +121,7 @@ def render_clip(
         speed = round(speed * 1.3)
     else:
         return None, "too_long"
-    word *= _fade(len(word), int(style.fade_s * SAMPLE_RATE))
+    word *= fade(len(word), int(style.fade_s * SAMPLE_RATE))
     word *= PEAK * gain / float(np.max(np.abs(word)))
     clip = floor * dither
     offset = int(place * (CLIP_SAMPLES - len(word) + 1))
@@ -134,7 +134,8 @@ def clip_rng(seed: int, speaker: Speaker, word: str, n: int) -> np.random.Genera
     return np.random.default_rng([seed, int(speaker.id, 16), engines.key(word), n])
 
 
-def _fade(length: int, ramp: int) -> np.ndarray:
+def fade(length: int, ramp: int) -> np.ndarray:
+    """A gain of 1 with raised-cosine ramps of ``ramp`` samples at both ends."""
     w = np.ones(length)
     ramp = min(ramp, length // 2)
     if ramp > 0:
@@ -223,7 +224,7 @@ def synthesize_dataset(
     words = check_words(config.words)
     speakers = make_speakers(config)
     summary = SynthSummary(speakers=len(speakers), words=len(words))
-    todo = _plan(out, speakers, words, config.repeats, summary, progress)
+    todo = plan(out, speakers, [(w, config.repeats) for w in words], summary, progress)
     _run_jobs(todo, config, jobs, summary, progress)
     noise.write_noise_folder(out / gsc.BACKGROUND_NOISE_DIR, config.seed, config.noise_seconds)
     write_split_lists(out)
@@ -255,19 +256,21 @@ def make_speakers(config: SynthConfig) -> list[Speaker]:
     return plain + transforms.transformed_speakers(plain, n_new, kinds, config.seed, config.transform_engines)
 
 
-def _plan(out: Path, speakers, words, repeats, summary, progress) -> list[tuple[Path, Speaker, str, int]]:
-    """The clips still to make; existing ones are counted as skipped, and words an engine
-    says wrongly as dropped (``left_out``): a clip of them would teach a wrong label."""
+def plan(out: Path, speakers, groups, summary, progress, suffix: str = "") -> list[tuple[Path, Speaker, str, int]]:
+    """The clips still to make, as ``(path, speaker, word, n)``, for ``groups`` of
+    ``(word, count)``: ``count`` clips per speaker in the word's folder, named
+    ``<speaker>_nohash_<suffix><n>.wav``. Existing ones are counted as skipped, and words an
+    engine says wrongly as dropped (``left_out``): a clip of them would teach a wrong label."""
     todo, ticks = [], 0
-    for word in words:
+    for word, count in groups:
         (out / folder_name(word)).mkdir(exist_ok=True)
         for spk in speakers:
             if engines.cannot_say(spk, word):
-                summary.dropped["left_out"] = summary.dropped.get("left_out", 0) + repeats
-                ticks += repeats
+                summary.dropped["left_out"] = summary.dropped.get("left_out", 0) + count
+                ticks += count
                 continue
-            for n in range(repeats):
-                path = out / folder_name(word) / f"{spk.id}_nohash_{n}.wav"
+            for n in range(count):
+                path = out / folder_name(word) / f"{spk.id}_nohash_{suffix}{n}.wav"
                 if path.exists():
                     summary.skipped_existing += 1
                 else:
@@ -278,10 +281,21 @@ def _plan(out: Path, speakers, words, repeats, summary, progress) -> list[tuple[
 
 
 def _run_jobs(todo, config: SynthConfig, jobs, summary: SynthSummary, progress) -> None:
-    def one(item):
+    def render(item):
         path, spk, word, n = item
+        return render_clip(word, spk, clip_rng(config.seed, spk, word, n), config.style)
+
+    run_jobs(todo, render, jobs, summary, progress)
+
+
+def run_jobs(todo, render, jobs, summary: SynthSummary, progress) -> None:
+    """Make the clips of ``todo`` in threads: ``render(item) -> (audio or None, status)``
+    for each ``(path, speaker, ...)`` item, the audio written to ``path``; statuses other
+    than ``"ok"`` are counted in ``summary.dropped``."""
+    def one(item):
+        path, spk = item[0], item[1]
         try:
-            audio, status = render_clip(word, spk, clip_rng(config.seed, spk, word, n), config.style)
+            audio, status = render(item)
         except SynthError as e:  # one odd word or voice must not cost the whole run
             log.warning("failed %s/%s: %s", path.parent.name, path.name, e)
             return "failed"

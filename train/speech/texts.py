@@ -60,3 +60,32 @@ CONFUSABLE_SENTENCES = (
     "it is all gone", "a cup of coffee", "not yet", "my own house", "the office is closed",
     "take a note", "it is alright",
 )
+
+#: Keyword-free words said before and after a keyword in training's keyword-in-context clips
+#: (:mod:`kwspi.train.speech.context`), and sentences that windows of connected speech are cut
+#: from for its unknown class. Training text only: disjoint from the sentences streams say
+#: (tested), so a stream's figures do not measure text the model trained on.
+CONTEXT_BEFORE = (
+    "okay", "well", "and then", "I think", "can you", "so we", "maybe", "tell me", "I guess",
+    "just say", "they said", "she told me", "hey there", "now then", "you know", "at last",
+    "and after that", "I heard", "we will", "but then",
+)
+CONTEXT_AFTER = (
+    "again", "for me", "then", "today", "thanks", "okay", "at once", "a bit", "now", "and wait",
+    "over there", "and that is all", "by the way", "if you can", "this time", "for a while",
+    "I think", "as well", "quickly", "with care",
+)
+CONTEXT_SENTENCES = (
+    "we walked along the river after lunch", "the children are painting in the garden",
+    "she bought fresh bread at the market", "this train will call at every station",
+    "my brother fixed the kitchen tap", "the meeting moved to thursday afternoon",
+    "a small bird sat by the fence", "please bring the blue chair inside",
+    "the library opens at nine", "he forgot his umbrella at work", "they planted tomatoes last spring",
+    "our neighbours have a friendly cat", "the soup needs a little more salt",
+    "I will send the letter tomorrow", "the film was longer than we thought",
+    "a warm wind came from the sea", "the printer has run out of paper",
+    "my grandmother tells wonderful stories", "the shop around the corner sells flowers",
+    "we should paint the fence this summer", "the baby is finally asleep",
+    "the bridge was built long before the war", "can we have pasta for dinner",
+    "the garden looks lovely in the evening", "the game starts at half past seven",
+)
