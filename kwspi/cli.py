@@ -35,6 +35,7 @@ LAZY_COMMANDS = {
               "Search over beta, retrain, export and compare with DS-CNN (the paper's sweep)."),
     "synth-stream": ("kwspi.train.cli:synth_stream",
                      "Synthesize a long spoken audio stream over noise, with a truth CSV."),
+    "combine": ("kwspi.train.cli:combine", "Join GSC-layout folders into one, with links: say one folder per voice engine."),
     "synth-context": ("kwspi.train.cli:synth_context",
                       "Synthesize 1 s windows of keywords said in phrases, and of speech without one."),
     "demo": ("kwspi.train.cli:demo", "Spot keywords in a synthesized stream and compare with what was said."),

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import os
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kwspi import atomic
 from kwspi.errors import DatasetError
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -185,3 +188,58 @@ def read_catalogue(root) -> dict[str, dict[str, str]]:
         r.setdefault("engine", "mbrola" if r.get("voice", "").startswith("mb-") else "espeak")
         r.setdefault("transform", "")
     return rows
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    # The feature cache is keyed on the folder's files: rewriting an identical list would
+    # throw it away.
+    if not path.exists() or path.read_text() != text:
+        atomic.write_text(path, text)
+
+
+def combine(pools: list[Path], dst: Path) -> Path:
+    """A GSC-layout folder of symlinks holding every clip of ``pools``, their split lists and
+    catalogues merged, and the first pool's noise: ``kwspi combine``. ``kwspi train`` takes
+    one folder; this makes one from, say, one folder per voice engine without copying a clip.
+    Two pools may hold the same clip name (the same speaker and word: synthesis is
+    deterministic, so the same file) and the same speaker's catalogue row: the first pool's
+    is kept. Links that no longer belong are removed, and a rerun changes nothing, so the
+    feature cache stays valid."""
+    dst.mkdir(parents=True, exist_ok=True)
+    wanted: dict[str, Path] = {}
+    lists = {TESTING_LIST: [], VALIDATION_LIST: []}
+    header: list[str] = []
+    rows: dict[str, dict] = {}
+    for i, src in enumerate(pools):
+        src = src.resolve()
+        for wav in src.glob("*/*.wav"):
+            if wav.parent.name != BACKGROUND_NOISE_DIR or i == 0:
+                wanted.setdefault(f"{wav.parent.name}/{wav.name}", wav)
+        for name in lists:
+            if (src / name).exists():
+                lists[name] += (src / name).read_text().split()
+        if (src / CATALOGUE).exists():
+            with open(src / CATALOGUE, newline="") as f:
+                reader = csv.DictReader(f)
+                header += [c for c in reader.fieldnames or () if c not in header]
+                for row in reader:
+                    rows.setdefault(row["speaker"], row)
+    for link in list(dst.glob("*/*.wav")):
+        if link.relative_to(dst).as_posix() not in wanted:
+            link.unlink()
+    for rel, target in sorted(wanted.items()):
+        link = dst / rel
+        if link.is_symlink() and os.readlink(link) != str(target):
+            link.unlink()
+        if not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target)
+    for name, clips in lists.items():
+        _write_if_changed(dst / name, "".join(f"{c}\n" for c in sorted(set(clips))))
+    if header:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=header, restval="", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows[s] for s in sorted(rows))
+        _write_if_changed(dst / CATALOGUE, buf.getvalue())
+    return dst

@@ -40,6 +40,7 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import voices  # noqa: E402
 
+from kwspi import gsc  # noqa: E402
 from kwspi.atomic import write_text  # noqa: E402
 
 NAME = "recipe"
@@ -109,7 +110,7 @@ def build_mixes(args, ingredients: list[Ingredient], pools: dict[str, Path]) -> 
     for ing in ingredients:
         for mix in folds():
             extra = [p / e for p in ing.pools for e in mix.engines if (p / e).is_dir()] + list(ing.shared)
-            voices.combine([pools[e] for e in mix.engines] + extra, mix_dir(args, ing, mix))
+            gsc.combine([pools[e] for e in mix.engines] + extra, mix_dir(args, ing, mix))
 
 
 def run_dir(args, ing: Ingredient, mix: voices.Mix, seed: int) -> Path:

@@ -33,8 +33,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -110,54 +108,6 @@ def synth_pool(engine: str, out: Path, speakers: int, seed: int = 0) -> Path:
     subprocess.run([sys.executable, "-m", "kwspi", "synth", str(out), "--engines", engine, "--speakers", str(speakers),
                     "--words", ",".join(WORDS), "--seed", str(seed), "-j", "2"], check=True)
     return out
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    # The feature cache is keyed on the folder's files: rewriting an identical list would
-    # throw it away.
-    if not path.exists() or path.read_text() != text:
-        write_text(path, text)
-
-
-def combine(pools: list[Path], dst: Path) -> Path:
-    """A GSC-layout folder of symlinks holding every clip of ``pools``, their split lists and
-    catalogues merged (speaker ids are hashes of engine and voice, so they never collide),
-    and the first pool's noise. ``kwspi train`` takes one folder; this makes it without
-    copying a clip. Links that no longer belong are removed, so a rerun changes nothing."""
-    dst.mkdir(parents=True, exist_ok=True)
-    wanted: dict[str, Path] = {}
-    lists = {gsc.TESTING_LIST: [], gsc.VALIDATION_LIST: []}
-    header, rows = None, []
-    for i, src in enumerate(pools):
-        src = src.resolve()
-        for wav in src.glob("*/*.wav"):
-            if wav.parent.name != gsc.BACKGROUND_NOISE_DIR or i == 0:
-                wanted[f"{wav.parent.name}/{wav.name}"] = wav
-        for name in lists:
-            if (src / name).exists():
-                lists[name] += (src / name).read_text().split()
-        if (src / gsc.CATALOGUE).exists():
-            with open(src / gsc.CATALOGUE, newline="") as f:
-                reader = csv.DictReader(f)
-                header = header or reader.fieldnames
-                rows += list(reader)
-    for link in list(dst.glob("*/*.wav")):
-        if link.relative_to(dst).as_posix() not in wanted:
-            link.unlink()
-    for rel, target in sorted(wanted.items()):
-        link = dst / rel
-        if not link.is_symlink():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(target)
-    for name, clips in lists.items():
-        _write_if_changed(dst / name, "".join(f"{c}\n" for c in sorted(set(clips))))
-    if header:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda r: r["speaker"]))
-        _write_if_changed(dst / gsc.CATALOGUE, buf.getvalue())
-    return dst
 
 
 def pool_sizes(pool: Path) -> dict:
@@ -351,7 +301,7 @@ def main():
             src = [synth_pool(m.engines[0], args.pools / m.tag, m.speakers)]
         else:
             src = [pools[e] for e in m.engines]
-        combine(src, args.work / "mix" / m.tag)
+        gsc.combine(src, args.work / "mix" / m.tag)
     failed = run_steps(steps(args, mixes), args.work / "logs", LocalExecutor(args.jobs))
 
     rows = []

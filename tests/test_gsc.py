@@ -3,6 +3,7 @@ from collections import Counter
 
 import pytest
 
+from conftest import make_gsc
 from kwspi import gsc
 from kwspi.errors import DatasetError
 
@@ -107,3 +108,53 @@ def test_catalogue_rows_from_before_engines_get_one(tmp_path):
     rows = gsc.read_catalogue(tmp_path)
     assert {k: (r["engine"], r["transform"]) for k, r in rows.items()} == {
         "aaaa1111": ("espeak", ""), "bbbb2222": ("mbrola", "")}
+
+
+def _pool(root, prefix, words, n_speakers):
+    pool = make_gsc(root, words=words, n_speakers=n_speakers, layout="v2")
+    for wav in pool.glob("*/*.wav"):  # distinct speakers, as engines' hashed ids are
+        wav.rename(wav.with_name(prefix + wav.name))
+    (pool / gsc.TESTING_LIST).write_text(f"yes/{prefix}x_nohash_0.wav\n")
+    (pool / gsc.CATALOGUE).write_text(f"speaker,engine\n{prefix}x,{prefix}\n")
+    return pool
+
+
+def test_combine_links_every_pool_and_merges_lists_and_catalogues(tmp_path):
+    a = _pool(tmp_path / "a", "a", ("yes", "bed"), 6)
+    b = _pool(tmp_path / "b", "b", ("yes",), 4)
+    dst = gsc.combine([a, b], tmp_path / "mix")
+    n = len(list(a.glob("[!_]*/*.wav"))) + len(list(b.glob("[!_]*/*.wav")))
+    assert len(list(dst.glob("[!_]*/*.wav"))) == n
+    assert all(p.is_symlink() for p in dst.glob("*/*.wav"))
+    assert (dst / gsc.TESTING_LIST).read_text() == "yes/ax_nohash_0.wav\nyes/bx_nohash_0.wav\n"
+    assert (dst / gsc.CATALOGUE).read_text() == "speaker,engine\nax,a\nbx,b\n"
+    before = {p: p.stat().st_mtime_ns for p in dst.rglob("*")}
+    gsc.combine([a, b], dst)  # a rerun changes nothing, so the feature cache stays valid
+    assert {p: p.stat().st_mtime_ns for p in dst.rglob("*")} == before
+    gsc.combine([a], dst)  # and a smaller mix drops the other pool's clips
+    assert len(list(dst.glob("[!_]*/*.wav"))) == len(list(a.glob("[!_]*/*.wav")))
+
+
+def test_combine_keeps_one_row_per_speaker_and_every_column(tmp_path):
+    # A pool of transformed voices also holds the plain speakers they were made from.
+    a = _pool(tmp_path / "a", "a", ("yes",), 3)
+    b = _pool(tmp_path / "b", "a", ("yes",), 3)
+    (b / gsc.CATALOGUE).write_text("speaker,engine,transform\nax,a,\nay,a,vtl\n")
+    dst = gsc.combine([a, b], tmp_path / "mix")
+    assert (dst / gsc.CATALOGUE).read_text() == "speaker,engine,transform\nax,a,\nay,a,vtl\n"
+    assert len(list(dst.glob("[!_]*/*.wav"))) == len(list(a.glob("[!_]*/*.wav")))
+    assert all(p.resolve().is_relative_to(a.resolve()) for p in dst.glob("yes/*.wav"))
+
+
+def test_kwspi_combine_command(tmp_path):
+    from click.testing import CliRunner
+
+    from kwspi.cli import main
+
+    a = _pool(tmp_path / "a", "a", ("yes",), 3)
+    b = _pool(tmp_path / "b", "b", ("yes",), 3)
+    result = CliRunner().invoke(main, ["combine", str(tmp_path / "mix"), str(a), str(b)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"{tmp_path / 'mix'}: {len(list(tmp_path.glob('[ab]/yes/*.wav')))} clips from 2 folders"
+    result = CliRunner().invoke(main, ["combine", str(a), str(a), str(b)])
+    assert result.exit_code == 2 and "cannot be one of the SOURCES" in result.output

@@ -102,28 +102,6 @@ def test_voices_curve_table_marks_the_engines_a_step_trained_on(tmp_path):
     assert lines[6].startswith("| espeak-ng + MBROLA + RHVoice + Kokoro | 1,000 | trained on | 50.0 |")
 
 
-def test_voices_combine_links_every_pool_and_merges_lists_and_catalogues(tmp_path):
-    import voices
-
-    a = make_gsc(tmp_path / "a", words=("yes", "bed"), n_speakers=6, layout="v2")
-    b = make_gsc(tmp_path / "b", words=("yes",), n_speakers=4, layout="v2")
-    for root, prefix in ((a, "a"), (b, "b")):  # distinct speakers, as engines' hashed ids are
-        for wav in root.glob("*/*.wav"):
-            wav.rename(wav.with_name(prefix + wav.name))
-        (root / gsc.TESTING_LIST).write_text(f"yes/{prefix}x_nohash_0.wav\n")
-        (root / gsc.CATALOGUE).write_text(f"speaker,engine\n{prefix}x,{prefix}\n")
-    dst = voices.combine([a, b], tmp_path / "mix")
-    n = len(list(a.glob("[!_]*/*.wav"))) + len(list(b.glob("[!_]*/*.wav")))
-    assert len(list(dst.glob("[!_]*/*.wav"))) == n
-    assert (dst / gsc.TESTING_LIST).read_text() == "yes/ax_nohash_0.wav\nyes/bx_nohash_0.wav\n"
-    assert (dst / gsc.CATALOGUE).read_text() == "speaker,engine\nax,a\nbx,b\n"
-    before = {p: p.stat().st_mtime_ns for p in dst.rglob("*")}
-    voices.combine([a, b], dst)  # a rerun changes nothing, so the feature cache stays valid
-    assert {p: p.stat().st_mtime_ns for p in dst.rglob("*")} == before
-    voices.combine([a], dst)  # and a smaller mix drops the other pool's clips
-    assert len(list(dst.glob("[!_]*/*.wav"))) == len(list(a.glob("[!_]*/*.wav")))
-
-
 def test_voices_control_is_the_first_engine_alone_with_its_own_pool_and_column():
     import voices
 

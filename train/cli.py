@@ -129,6 +129,34 @@ def synth(out_dir, n_speakers, words, repeats, seed, engine_names, voices, exclu
     click.echo(f"{out_dir}: {summary}")
 
 
+@click.command("combine", short_help="Join GSC-layout folders into one, with links: say one folder per voice engine.")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def combine(out_dir, sources):
+    """Join GSC-layout folders into OUT_DIR without copying a clip.
+
+    OUT_DIR/WORD/*.wav become links to the SOURCES' clips; their testing and
+    validation lists and their speakers.csv are merged, and the first source's
+    _background_noise_ is used. A rerun with other SOURCES removes the links that
+    no longer belong and leaves the rest untouched, so the feature cache of
+    OUT_DIR stays valid. This is how a model is trained without one voice engine
+    (the leave-one-engine-out yardstick): synthesize one folder per engine,
+    combine all but one.
+
+    \b
+    Example:
+      kwspi synth data/e/espeak --engines espeak --speakers 100
+      kwspi synth data/e/kokoro --engines kokoro --speakers 24
+      kwspi combine data/mix data/e/espeak data/e/kokoro
+      kwspi train dscnn-s --data data/mix --out runs/mix
+    """
+    if out_dir.resolve() in {s.resolve() for s in sources}:
+        raise click.BadParameter("OUT_DIR cannot be one of the SOURCES", param_hint="OUT_DIR")
+    gsc.combine(list(sources), out_dir)
+    clips = sum(len(c) for c in gsc.scan(out_dir).values())
+    click.echo(f"{out_dir}: {clips} clips from {len(sources)} folders")
+
+
 @click.command("synth-context", short_help="Synthesize 1 s windows of keywords said in phrases, and of speech "
                                            "without one.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
