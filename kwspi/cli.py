@@ -160,7 +160,7 @@ def info(model, as_json):
     click.echo(f"model       {path} ({d['file_bytes']:,} bytes)")
     click.echo(f"labels      {', '.join(meta.labels)}")
     click.echo(f"front end   {f.n_mfcc} MFCC x {f.n_frames} frames ({f.win_ms} ms window, {f.hop_ms} ms hop, "
-               f"{f.sample_rate} Hz), hash {f.hash()}")
+               f"{f.sample_rate} Hz{'' if f.cmvn == 'none' else ', cmvn ' + f.cmvn}), hash {f.hash()}")
     click.echo(f"network     {json.dumps(meta.arch) if meta.arch else '?'}")
     click.echo(f"cost        {meta.macs / 1e6:.2f} M MACs, {meta.params:,} parameters, "
                f"{meta.weight_bytes:,} weight bytes at {meta.weight_bits} bit")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -53,3 +54,18 @@ def test_resolve_model(tmp_path, monkeypatch):
     monkeypatch.setattr(modelinfo, "bundled_model_path", lambda: tmp_path / "gone.onnx")
     with pytest.raises(ModelFormatError, match="bundled model is missing.*--model"):
         modelinfo.resolve_model()
+
+
+def test_info_names_the_window_normalisation_when_the_front_end_has_one(tmp_path):
+    from click.testing import CliRunner
+
+    from kwspi.cli import main
+    from kwspi.modelfile import write_model
+
+    base = modelinfo.bundled_model_path()
+    info = modelinfo.read_info(base)
+    out = write_model(base, dataclasses.replace(info, features=dataclasses.replace(info.features, cmvn="meanvar")),
+                      tmp_path / "cmvn.onnx")
+    lines = {m: CliRunner().invoke(main, ["info", str(m)]).output for m in (base, out)}
+    assert "cmvn" not in lines[base]
+    assert "10 MFCC x 49 frames (40 ms window, 20 ms hop, 16000 Hz, cmvn meanvar)" in lines[out]
