@@ -113,3 +113,21 @@ def test_user_errors_are_one_line(tmp_path):
     assert result.exit_code == 2 and "not a valid ONNX model" in result.output
     result = CliRunner().invoke(main, ["train", "nonsense.json", "--data", str(tmp_path), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "no such architecture file" in result.output
+
+
+def test_export_carries_figures_it_cannot_measure_itself(trained, tmp_path):
+    _, run, _ = trained
+    figures = {"held-out engines (leave-one-engine-out, same recipe)": {"mean": 0.7, "worst": 0.55,
+                                                                        "worst_engine": "kokoro"}}
+    (tmp_path / "figures.json").write_text(json.dumps(figures))
+    args = ["export", str(run / "checkpoint.pt"), "--calibration-size", "50", "--bank-size", "0"]
+    result = CliRunner().invoke(main, args + ["--out", str(tmp_path / "m.onnx"), "--figures", str(tmp_path / "figures.json")])
+    assert result.exit_code == 0, result.output
+    info = json.loads(CliRunner().invoke(main, ["info", str(tmp_path / "m.onnx"), "--json"]).output)
+    assert info["metrics"]["held-out engines (leave-one-engine-out, same recipe)"]["worst_engine"] == "kokoro"
+    assert "testing" in info["metrics"]
+
+    (tmp_path / "bad.json").write_text('{"mean": 0.7}')
+    result = CliRunner().invoke(main, args + ["--out", str(tmp_path / "b.onnx"), "--figures", str(tmp_path / "bad.json")])
+    assert result.exit_code == 2 and "figures must be a JSON object of named objects" in result.output
+    assert not (tmp_path / "b.onnx").exists()

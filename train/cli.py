@@ -374,7 +374,7 @@ def export(**options):
     cfg = config_from_options(ExportRun, options)
     sizes, metrics = _torch_side("run").export_run(cfg, progress_bar)
     click.echo(f"{cfg.out}: {sizes['bytes']:,} bytes (float {sizes['float_bytes']:,}), "
-               + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in metrics.items() if isinstance(v, dict)))
+               + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v))
 
 
 @click.command("sweep", short_help="Search over beta, retrain, export and compare with DS-CNN (the paper's sweep).")

@@ -237,6 +237,10 @@ class ExportRun(Config):
     dataset_name: str | None = setting(None, "How the model describes its training data.")
     bank_size: int = setting(300, "Labelled training embeddings stored in the model, so `kwspi enroll` keeps "
                                   "other voices and negatives in mind (0: none).", type=click.IntRange(min=0))
+    figures: Path | None = setting(None, "A JSON file of more figures for the metadata's metrics, by name: what "
+                                         "this checkpoint cannot measure on itself, such as the leave-one-engine-out "
+                                         "scores of its recipe (studies/recipe.py --figures).", type=EXISTING_FILE,
+                                   keyed_at_default=False)
 
 
 @dataclass(frozen=True)

@@ -217,9 +217,22 @@ def _check_same_search(state: dict, features: FeatureConfig, scfg, path: Path) -
 # --- kwspi export ----------------------------------------------------------------------------
 
 
+def read_figures(path: Path) -> dict:
+    """``kwspi export --figures``: a JSON object of named figures, each an object."""
+    try:
+        figures = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise KwspiError(f"{path}: not a JSON file of figures ({e})") from None
+    if not isinstance(figures, dict) or not all(isinstance(v, dict) for v in figures.values()):
+        raise KwspiError(f"{path}: figures must be a JSON object of named objects, e.g. "
+                         '{"held-out engines": {"mean": 0.7}}')
+    return figures
+
+
 def export_run(cfg: ExportRun, progress: Progress = silent) -> tuple[dict, dict]:
     """Export ``cfg.checkpoint`` to an int8 ONNX model calibrated on the training split the
     model saw, measure it and store the figures in its metadata; return ``(sizes, metrics)``."""
+    figures = read_figures(cfg.figures) if cfg.figures else {}  # a bad file stops before anything is written
     model, features, labels, state = restore(cfg.checkpoint, cfg.arch)
     data = cfg.data or Path(state["data"])
     # Calibrate on the training split the model saw: its unknown share, its cached features.
@@ -246,6 +259,7 @@ def export_run(cfg: ExportRun, progress: Progress = silent) -> tuple[dict, dict]
             log.warning("no %s figures: %s", name, e)
             continue
         metrics[name] = {"accuracy": round(report["accuracy"], 5), "n": report["n"]}
+    metrics.update(figures)
     rows = bank_rows(y.numpy(), cfg.bank_size, seed)
     session, written = open_session(cfg.out)
     embeddings = session.run([EMBEDDING_NAME], {INPUT_NAME: X[rows].numpy()})[0]  # as the int8 graph sees them
