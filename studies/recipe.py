@@ -169,6 +169,26 @@ def table(rows: list[dict], ingredients: list[Ingredient]) -> str:
     return "\n".join(lines)
 
 
+def figures(rows: list[dict], ingredient: str) -> dict:
+    """One ingredient's folds as named figures for ``kwspi export --figures``: the held-out
+    engines (accuracy on each, its mean and worst over folds and seeds) and the real voices."""
+    mine = [r for r in rows if r["ingredient"] == ingredient]
+    by_engine = {}
+    for r in mine:
+        by_engine.setdefault(r["held_out"], []).append(r["unheard"]["accuracy"])
+    per = {e: round(statistics.mean(a), 4) for e, a in by_engine.items()}
+    worst = min(per, key=per.get)
+    out = {"held-out engines (leave-one-engine-out folds of this recipe)": {
+        "mean": round(statistics.mean(per.values()), 4), "worst": per[worst], "worst_engine": worst,
+        "per_engine": per, "seeds": sorted({r["seed"] for r in mine}),
+        "n": {e: next(r["unheard"]["n"] for r in mine if r["held_out"] == e) for e in per}}}
+    real = [r["real"]["all"] for r in mine if r["real"]]
+    if real:
+        out["real voices (fold models, never trained on)"] = {
+            "right": round(statistics.mean(g["right"] for g in real), 2), "of": real[0]["of"]}
+    return out
+
+
 def main():
     parser = voices.study_parser(__doc__, "runs/recipe", [0, 1])
     parser.add_argument("--ingredient", action="append", default=[], type=Ingredient.parse,
@@ -176,6 +196,9 @@ def main():
     parser.add_argument("--pools-as-they-are", action="store_true",
                         help="use POOLS/ENGINE as made elsewhere (the bundled model's pools) instead of "
                              "making the study's 16 words with voices.py's speakers")
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="also write one ingredient's folds as figures for `kwspi export --figures`")
+    parser.add_argument("--figures-of", default=BASELINE.name, metavar="NAME", help="that ingredient")
     args = parser.parse_args()
 
     from kwspi.train.executors import LocalExecutor
@@ -207,6 +230,8 @@ def main():
                "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / f"{NAME}.json", json.dumps(payload, indent=1, default=str) + "\n")
+    if args.figures:
+        write_text(args.figures, json.dumps(figures(rows, args.figures_of), indent=1) + "\n")
     print(table(rows, ingredients))
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)} (logs in {args.work / 'logs'})")

@@ -127,7 +127,8 @@ def pool_sizes(pool: Path) -> dict:
 
 def scale_tag(args) -> str:
     # The scale names the folders: a run resumed under other settings would mix them.
-    return f"{args.arch}-e{args.epochs}-b{args.batch_size}-lr{args.lr}-v{args.views}"
+    arch = Path(args.arch).name.removesuffix(".json")  # a name (dscnn-s) or an arch.json file
+    return f"{arch}-e{args.epochs}-b{args.batch_size}-lr{args.lr}-v{args.views}"
 
 
 def model_file(args, mix: Mix, seed: int) -> Path:

@@ -176,3 +176,20 @@ def test_recipe_adds_a_pool_only_for_the_engines_a_fold_trains_on(tmp_path):
     recipe.build_mixes(Args, [people], pools)
     for fold in recipe.folds():  # a shared folder goes to every fold, the one without Kokoro too
         assert any("kokoro-ctx-" in p.name for p in recipe.mix_dir(Args, people, fold).glob("yes/*.wav"))
+
+
+def test_recipe_figures_are_the_folds_mean_and_worst():
+    import recipe
+
+    def row(engine, seed, acc):
+        return {"ingredient": "tf", "held_out": engine, "seed": seed, "unheard": {"accuracy": acc, "n": 100},
+                "real": {"all": {"right": 4 + seed, "of": 41}}}
+
+    rows = [row("mbrola", 0, 0.6), row("mbrola", 1, 0.8), row("kokoro", 0, 0.5), row("kokoro", 1, 0.4),
+            {"ingredient": "baseline", "held_out": "kokoro", "seed": 0, "unheard": {"accuracy": 0.1, "n": 1},
+             "real": None}]
+    figures = recipe.figures(rows, "tf")
+    folds = figures["held-out engines (leave-one-engine-out folds of this recipe)"]
+    assert folds["per_engine"] == {"mbrola": 0.7, "kokoro": 0.45}
+    assert folds["mean"] == 0.575 and folds["worst"] == 0.45 and folds["worst_engine"] == "kokoro"
+    assert figures["real voices (fold models, never trained on)"] == {"right": 4.5, "of": 41}
