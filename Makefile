@@ -94,27 +94,31 @@ test: setup voices
 demo: setup voices
 	$(BIN)/kwspi demo
 
-# Rebuilds kwspi/models/default.onnx from nothing (about 1.5 hours on 2 CPU cores).
-# Two espeak-ng voice families (en-029, en-gb-scotland) are kept out of training so the
-# model's metadata can say how it does on voices it never heard. Two stages: 30 epochs of
-# the paper's recipe, then 8 epochs of fine-tuning that teach it what is not a keyword
-# (sound-alike words in the unknown class, at half the keywords' count) without label
-# smoothing, so its scores use the whole range a threshold needs (results/streaming.md).
+# Rebuilds kwspi/models/default.onnx from nothing (about 2 hours on 2 busy CPU cores, most of it
+# speech synthesis; training uses a GPU when there is one). Speech of every voice engine, one
+# folder each (data/bundle/ENGINE, joined by `kwspi combine`), so the same pools give the model
+# and the leave-one-engine-out folds of its recipe (studies/recipe.py: the bundled architecture
+# trained without one engine, scored on it), whose figures go into the model's metadata: a model
+# trained on every engine has no engine left to be measured on (results/recipe.md).
+# Speakers per engine: keywords, 25 other words, 46 sound-alike words (all in _unknown_).
+BUNDLE_POOLS  := espeak:600:150:100 mbrola:300:80:40 rhvoice:150:40:20 piper:60:16:0 kokoro:96:24:0
+BUNDLE_TRAIN  := --epochs 10 --batch-size 100 --lr 0.1 --views 2 --label-smoothing 0
 KEYWORDS      := yes,no,up,down,left,right,on,off,stop,go
 OTHER_WORDS   := bed,bird,cat,dog,eight,five,four,happy,house,marvin,nine,one,seven,sheila,six,three,tree,two,wow,zero,backward,follow,forward,learn,visual
-HELD_OUT      := en-029,en-gb-scotland
 CONFUSABLES    = $$($(BIN)/python -c 'from kwspi.train.speech.texts import TRAINING_CONFUSABLES as w; print(",".join(w))')
-default-model: setup voices
-	$(BIN)/kwspi synth data/bundle --speakers 1500 --words $(KEYWORDS) --exclude-voices $(HELD_OUT),mbrola --seed 1
-	$(BIN)/kwspi synth data/bundle --speakers 300 --words $(OTHER_WORDS) --exclude-voices $(HELD_OUT),mbrola --seed 1
-	$(BIN)/kwspi synth data/heldout-families --speakers 120 --voices $(HELD_OUT) --seed 2
-	$(BIN)/kwspi train kwspi/models/default.arch.json --data data/bundle --out runs/bundle --epochs 30 --resume
-	$(BIN)/kwspi synth data/bundle --speakers 200 --words "$(CONFUSABLES)" --exclude-voices $(HELD_OUT),mbrola --seed 1
-	$(BIN)/kwspi train kwspi/models/default.arch.json --data data/bundle --out runs/bundle-ft --epochs 8 --lr 0.05 \
-	    --label-smoothing 0 --unknown-fraction 0.5 --augment speed --init-from runs/bundle/checkpoint.pt --resume
-	$(BIN)/kwspi export runs/bundle-ft/checkpoint.pt --out kwspi/models/default.onnx \
-	    --float-out runs/bundle-ft/float.onnx --eval-data data/heldout-families --threshold $(THRESHOLD) \
-	    --dataset-name "synthetic espeak-ng speech commands: 1500 speakers of 6 espeak-ng voice families (en-gb, en-us, en-gb-x-gbclan, en-gb-x-rp, en-gb-x-gbcwmd, en-us-nyc) saying the 10 keywords, 300 saying 25 other words, 200 saying 46 sound-alike words; held out: en-029, en-gb-scotland"
+default-model: setup voices real-voices
+	@set -e; for spec in $(BUNDLE_POOLS); do set -- $$(echo $$spec | tr : ' '); \
+	    $(BIN)/kwspi synth data/bundle/$$1 --engines $$1 --speakers $$2 --words $(KEYWORDS) --seed 0; \
+	    $(BIN)/kwspi synth data/bundle/$$1 --engines $$1 --speakers $$3 --words $(OTHER_WORDS) --seed 0; \
+	    if [ $$4 != 0 ]; then $(BIN)/kwspi synth data/bundle/$$1 --engines $$1 --speakers $$4 --words "$(CONFUSABLES)" --seed 0; fi; \
+	done
+	$(BIN)/kwspi combine data/bundle/all $(foreach p,$(BUNDLE_POOLS),data/bundle/$(firstword $(subst :, ,$(p))))
+	$(BIN)/kwspi train kwspi/models/default.arch.json --data data/bundle/all --out runs/bundle $(BUNDLE_TRAIN) --resume
+	$(BIN)/python studies/recipe.py --arch kwspi/models/default.arch.json --seeds 0 -j 2 --work runs/bundle-folds \
+	    --out runs/bundle-folds --figures runs/bundle/folds.json
+	$(BIN)/kwspi export runs/bundle/checkpoint.pt --out kwspi/models/default.onnx --float-out runs/bundle/float.onnx \
+	    --eval-data data/real-voices --figures runs/bundle/folds.json --threshold $(THRESHOLD) \
+	    --dataset-name "synthetic speech of 5 voice engines: espeak-ng (600 speakers), MBROLA (300; 20 voices), RHVoice (150; bdl, clb, evgeniy-eng, lyubov), Piper (60; joe), Kokoro (96; 14 voices and blends) saying the 10 keywords; a quarter as many saying 25 other words and a sixth 46 sound-alike words (espeak-ng, MBROLA, RHVoice)"
 
 # Real human voices (train/speech/real.py, results/real-voices.md): the English clips of two
 # Debian main packages, hedgewars-data (GFDL-1.3) and klettres-data (GPL-2+), about 210 MB.
@@ -134,12 +138,12 @@ bench: setup
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_listen.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/estimate_pi.py
 	@# The float twin and the data come from `make default-model` and are not in git.
-	@if [ -f runs/bundle-ft/float.onnx ] && [ -d data/bundle ] && [ -d data/heldout-families ]; then \
+	@if [ -f runs/bundle/float.onnx ] && [ -d data/bundle/all ] && [ -d data/real-voices ]; then \
 	    echo OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_models.py ...; \
 	    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_models.py \
-	        bundled=kwspi/models/default.onnx:runs/bundle-ft/float.onnx \
-	        --data data/bundle --heldout data/heldout-families; \
-	else echo "bench_models.py skipped: run make default-model first (runs/bundle-ft/float.onnx, data/)"; fi
+	        bundled=kwspi/models/default.onnx:runs/bundle/float.onnx \
+	        --data data/bundle/all --heldout data/real-voices; \
+	else echo "bench_models.py skipped: run make default-model first (runs/bundle/float.onnx, data/)"; fi
 	@echo "not run here (root, ~15 min): bench/arm_check.sh"
 
 clean:

@@ -115,6 +115,10 @@ def test_settings_added_for_the_recipe_leave_the_keys_of_older_configs_unchanged
                     dataclasses.replace(run, data=dataclasses.replace(run.data, cmvn="mean"))):
         assert key(changed) != key(run)
         assert TrainRun.from_json(changed.to_json()) == changed
+    # And an export's key from before --bank-size and --figures: a sweep does not export again.
+    export = ExportRun(checkpoint=Path("runs/x/checkpoint.pt"), out=Path("runs/x/model.onnx"))
+    assert key(export) == "e0611cf834b587b7"
+    assert key(dataclasses.replace(export, bank_size=0)) != key(export)
 
 
 def test_bad_settings_are_one_line_errors():

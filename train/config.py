@@ -236,7 +236,8 @@ class ExportRun(Config):
     threshold: float = setting(0.8, "Recommended detection threshold written into the model.", type=click.FloatRange(0, 1))
     dataset_name: str | None = setting(None, "How the model describes its training data.")
     bank_size: int = setting(300, "Labelled training embeddings stored in the model, so `kwspi enroll` keeps "
-                                  "other voices and negatives in mind (0: none).", type=click.IntRange(min=0))
+                                  "other voices and negatives in mind (0: none).", type=click.IntRange(min=0),
+                             keyed_at_default=False)
     figures: Path | None = setting(None, "A JSON file of more figures for the metadata's metrics, by name: what "
                                          "this checkpoint cannot measure on itself, such as the leave-one-engine-out "
                                          "scores of its recipe (studies/recipe.py --figures).", type=EXISTING_FILE,
