@@ -27,16 +27,16 @@ from kwspi.progress import silent
 #: is repeated here so that `kwspi --help` imports none of them (torch, sounddevice);
 #: a test checks it matches each command's own.
 LAZY_COMMANDS = {
-    "synth": ("kwspi.train.cli:synth", "Synthesize spoken words with voice engines, in Google Speech Commands' layout."),
+    "synth": ("kwspi.train.speech.cli:synth", "Synthesize spoken words with voice engines, in Google Speech Commands' layout."),
     "train": ("kwspi.train.cli:train", "Train a network: an architecture JSON file or a baseline name."),
     "export": ("kwspi.train.cli:export", "Export a training checkpoint to a self-describing int8 ONNX model."),
     "search": ("kwspi.train.cli:search", "Search an architecture (ProxylessNAS) under a MACs target."),
     "sweep": ("kwspi.train.cli:sweep",
               "Search over beta, retrain, export and compare with DS-CNN (the paper's sweep)."),
-    "synth-stream": ("kwspi.train.cli:synth_stream",
+    "synth-stream": ("kwspi.train.speech.cli:synth_stream",
                      "Synthesize a long spoken audio stream over noise, with a truth CSV."),
-    "combine": ("kwspi.train.cli:combine", "Join GSC-layout folders into one, with links: say one folder per voice engine."),
-    "synth-context": ("kwspi.train.cli:synth_context",
+    "combine": ("kwspi.train.speech.cli:combine", "Join GSC-layout folders into one, with links: say one folder per voice engine."),
+    "synth-context": ("kwspi.train.speech.cli:synth_context",
                       "Synthesize 1 s windows of keywords said in phrases, and of speech without one."),
     "demo": ("kwspi.train.cli:demo", "Spot keywords in a synthesized stream and compare with what was said."),
     "listen": ("kwspi.deploy.cli:listen", "Listen for keywords in a microphone or a WAV file."),

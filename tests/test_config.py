@@ -15,6 +15,7 @@ from kwspi.errors import KwspiError
 from kwspi.options import config_from_options
 from kwspi.settings import is_config, value_type
 from kwspi.train import cli
+from kwspi.train.speech import cli as speech_cli
 from kwspi.train.config import DataConfig, ExportRun, SearchConfig, SearchRun, SweepConfig, TrainConfig, TrainRun
 from kwspi.train.demo import DemoConfig
 from kwspi.train.fit import load_checkpoint
@@ -50,9 +51,9 @@ def test_every_run_option_has_the_dataclass_default():
 
 
 @pytest.mark.parametrize("command, config, names", [
-    (cli.synth, SynthConfig(), {"n_speakers": "speakers", "repeats": "repeats", "seed": "seed",
+    (speech_cli.synth, SynthConfig(), {"n_speakers": "speakers", "repeats": "repeats", "seed": "seed",
                                 "noise_seconds": "noise_seconds"}),
-    (cli.synth_stream, StreamConfig(), {"seconds": "seconds", "snr_db": "snr_db", "seed": "seed"}),
+    (speech_cli.synth_stream, StreamConfig(), {"seconds": "seconds", "snr_db": "snr_db", "seed": "seed"}),
     (cli.demo, DemoConfig(), {"out_dir": "out_dir", "seconds": "seconds", "seed": "seed", "snr_db": "snr_db"}),
 ])
 def test_data_command_defaults_come_from_their_configs(command, config, names):

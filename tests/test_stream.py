@@ -155,7 +155,7 @@ def test_negative_stream_has_no_keyword_and_memory_does_not_grow_with_length(tmp
 
 @needs_espeak
 def test_synth_stream_command(tmp_path):
-    from kwspi.train.cli import synth_stream
+    from kwspi.train.speech.cli import synth_stream
 
     runner = CliRunner()
     result = runner.invoke(synth_stream, [str(tmp_path / "s.wav"), "--seconds", "8", "--seed", "2",
@@ -192,7 +192,7 @@ def test_phrase_speech_is_connected_timed_and_names_the_speaker(tmp_path):
 
 
 def test_synth_stream_options_default_to_the_config():
-    from kwspi.train import cli
+    from kwspi.train.speech import cli
 
     params = {p.name: p for p in cli.synth_stream.params}
     assert params["speech"].default == StreamConfig().speech == "phrase"
