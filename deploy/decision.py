@@ -8,6 +8,8 @@ the runtimes surveyed in ``research/anchors.md`` (section 8):
   ``smoothing_s`` seconds of windows (time-based, so a stride of 20 ms averages 15 windows
   where a stride of 100 ms averages 3);
 - **threshold**: a keyword fires when its smoothed score reaches its own threshold;
+- **patience** (openWakeWord's): ... and has stayed at or above it for ``patience``
+  consecutive windows (1: the first such window fires);
 - **refractory**: after firing, a keyword re-arms only once its smoothed score has fallen
   below its threshold *and* at least ``refractory_s`` seconds have passed, so one spoken word
   fires exactly once however long it stays in the window;
@@ -80,16 +82,22 @@ class DecisionConfig:
     refractory_s:
         Minimum time between two detections of the same keyword, in seconds (the score
         must also have fallen below the threshold in between).
+    patience:
+        Consecutive windows a keyword's smoothed score must be at or above its threshold
+        before it fires; 1 fires on the first.
     """
 
     smoothing_s: float = 0.3
     refractory_s: float = 1.0
+    patience: int = 1
 
     def __post_init__(self):
         if not (math.isfinite(self.smoothing_s) and self.smoothing_s >= 0):
             raise ValueError(f"smoothing_s must be >= 0 seconds, got {self.smoothing_s}")
         if not (math.isfinite(self.refractory_s) and self.refractory_s >= 0):
             raise ValueError(f"refractory_s must be >= 0 seconds, got {self.refractory_s}")
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"patience must be a whole number of windows >= 1, got {self.patience!r}")
 
     def smoothing_windows(self, stride_s: float) -> int:
         """Number of windows averaged at a stride of ``stride_s`` seconds."""
@@ -145,7 +153,7 @@ def resolve_thresholds(labels, defaults: Mapping[str, float], overrides=None) ->
 
 
 class DecisionLogic:
-    """Smoothing, per-keyword thresholds and a re-arming refractory over window posteriors.
+    """Smoothing, per-keyword thresholds, patience and a re-arming refractory over window posteriors.
 
     Parameters
     ----------
@@ -156,7 +164,7 @@ class DecisionLogic:
     stride_s:
         Time between two windows in seconds.
     config:
-        Smoothing length and refractory time.
+        Smoothing length, refractory time and patience.
     """
 
     def __init__(self, labels, thresholds: Mapping[str, float], stride_s: float,
@@ -180,13 +188,15 @@ class DecisionLogic:
         its score has been below its threshold, so a word already under way cannot fire."""
         self._history.clear()
         self._armed = np.full(len(self._index), armed, dtype=bool)
+        self._streak = np.zeros(len(self._index), dtype=np.int64)  # windows in a row at or over threshold
         self._last_fire = np.full(len(self._index), -np.inf)
 
     def update(self, posteriors, time: float, wall_time: float = 0.0) -> Detection | None:
         """Take the posteriors of the window ending at ``time`` (stream seconds).
 
         Returns the detection this window causes, if any: at most one, the keyword with the
-        highest smoothed score among those armed and at or above their threshold.
+        highest smoothed score among those armed and at or above their threshold for
+        ``patience`` windows in a row.
         """
         p = np.asarray(posteriors, dtype=np.float64)
         if p.shape != (len(self.labels),):
@@ -194,9 +204,10 @@ class DecisionLogic:
         self._history.append(p[self._index])
         smoothed = np.mean(self._history, axis=0)
         over = smoothed >= self._threshold
+        self._streak = np.where(over, self._streak + 1, 0)
         rested = time - self._last_fire >= self.config.refractory_s - _TIME_EPS
         self._armed |= ~over & rested
-        ready = np.flatnonzero(over & self._armed)
+        ready = np.flatnonzero((self._streak >= self.config.patience) & self._armed)
         if len(ready) == 0:
             return None
         k = ready[np.argmax(smoothed[ready])]

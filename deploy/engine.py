@@ -171,6 +171,9 @@ class Detector:
     smoothing_s, refractory_s:
         Moving-average length and minimum re-fire interval in seconds
         (:class:`~kwspi.deploy.decision.DecisionConfig`).
+    patience:
+        Windows in a row over threshold before a keyword fires; ``None``: the model's
+        (the patience its thresholds were calibrated with, 1 if it names none).
     threads:
         onnxruntime intra-op threads when ``model`` is a path.
 
@@ -181,11 +184,11 @@ class Detector:
     """
 
     def __init__(self, model, thresholds=None, stride_ms: int = DEFAULT_STRIDE_MS, smoothing_s: float = 0.3,
-                 refractory_s: float = 1.0, threads: int = 1):
+                 refractory_s: float = 1.0, threads: int = 1, patience: int | None = None):
         loaded = model if isinstance(model, LoadedModel) else LoadedModel.load(model, threads)
         self._threads = threads
         self._overrides = thresholds
-        self._decision = DecisionConfig(smoothing_s, refractory_s)
+        self._smoothing_s, self._refractory_s, self._patience = smoothing_s, refractory_s, patience
         self.scorer = StreamScorer(loaded, stride_ms)
         self._logic = self._make_logic(loaded)
 
@@ -193,7 +196,9 @@ class Detector:
         info = model.info
         defaults = {label: info.threshold(label) for label in info.labels if is_keyword(label)}
         thresholds = resolve_thresholds(info.labels, defaults, self._overrides)
-        return DecisionLogic(info.labels, thresholds, self.scorer.stride_ms / 1000, self._decision)
+        decision = DecisionConfig(self._smoothing_s, self._refractory_s,
+                                  info.patience if self._patience is None else self._patience)
+        return DecisionLogic(info.labels, thresholds, self.scorer.stride_ms / 1000, decision)
 
     @property
     def model(self) -> LoadedModel:
@@ -203,6 +208,11 @@ class Detector:
     def thresholds(self) -> dict[str, float]:
         """Threshold per keyword in force."""
         return self._logic.thresholds
+
+    @property
+    def patience(self) -> int:
+        """Patience in force."""
+        return self._logic.config.patience
 
     @property
     def time(self) -> float:

@@ -1,9 +1,9 @@
 """What a kwspi model file says about itself.
 
 A model is one ONNX file whose ``metadata_props`` carry, under keys prefixed ``kwspi.``,
-everything the runtime needs: labels, the front end, thresholds, and the figures a user
-wants to see (MACs, parameters, weight bytes, data set, accuracy). Values are strings;
-structured ones are JSON. Reading needs only onnxruntime, so it works on a Raspberry Pi.
+everything the runtime needs: labels, the front end, thresholds and the patience they were
+chosen with, and the figures a user wants to see (MACs, parameters, weight bytes, data set,
+accuracy). Values are strings; structured ones are JSON. Reading needs only onnxruntime, so it works on a Raspberry Pi.
 
 Models exported since enrollment (issue 13) also have a second output, the embedding the
 final layer sees (``embedding``: its name and size), that layer in float (``classifier``),
@@ -62,6 +62,9 @@ class ModelInfo:
     bank: dict = field(default_factory=dict)
     head: dict = field(default_factory=dict)
     enrollment: dict = field(default_factory=dict)
+    # Windows in a row over threshold before a keyword fires: thresholds calibrated at one
+    # patience let through more false alarms at a lower one, so the two travel together.
+    patience: int = 1
     created_by: str = f"kwspi {__version__}"
     format_version: int = FORMAT_VERSION
 
@@ -83,6 +86,7 @@ class ModelInfo:
             "dataset": self.dataset,
             "metrics": json.dumps(self.metrics, sort_keys=True),
             "thresholds": json.dumps(self.thresholds, sort_keys=True),
+            "patience": str(self.patience),
             "created_by": self.created_by,
         }
         raw.update({k: json.dumps(getattr(self, k), sort_keys=True) for k in EXTRA_KEYS if getattr(self, k)})
@@ -112,6 +116,9 @@ class ModelInfo:
                 raise ModelFormatError(path, "kwspi.thresholds must map labels to numbers")
             if not all(0 < v <= 1 for v in thresholds.values()):  # NaN fails this too
                 raise ModelFormatError(path, f"kwspi.thresholds must lie in (0, 1], not {thresholds}")
+            patience = int(raw.get("patience", 1))
+            if patience < 1:
+                raise ModelFormatError(path, f"kwspi.patience must be a whole number >= 1, not {patience}")
             repeated = next((x for i, x in enumerate(labels) if x in labels[:i]), None)
             if repeated is not None:
                 raise ModelFormatError(path, f"kwspi.labels repeats {repeated!r}")
@@ -127,6 +134,7 @@ class ModelInfo:
                 metrics=metrics,
                 thresholds=thresholds,
                 **extras,
+                patience=patience,
                 created_by=raw.get("created_by", ""),
                 format_version=version,
             )
@@ -148,6 +156,7 @@ class ModelInfo:
             "dataset": self.dataset,
             "metrics": self.metrics,
             "thresholds": self.thresholds,
+            "patience": self.patience,
             "created_by": self.created_by,
             "format_version": self.format_version,
             "embedding": self.embedding,

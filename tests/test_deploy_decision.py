@@ -23,9 +23,9 @@ def run(logic, sequence, stride_s=0.1, start=1.0):
     return found
 
 
-def logic(thresholds=None, stride_s=0.1, smoothing_s=0.3, refractory_s=1.0, labels=LABELS):
+def logic(thresholds=None, stride_s=0.1, smoothing_s=0.3, refractory_s=1.0, labels=LABELS, patience=1):
     thresholds = thresholds or {"yes": 0.5, "no": 0.5}
-    return DecisionLogic(labels, thresholds, stride_s, DecisionConfig(smoothing_s, refractory_s))
+    return DecisionLogic(labels, thresholds, stride_s, DecisionConfig(smoothing_s, refractory_s, patience))
 
 
 def test_one_word_fires_exactly_once_however_long_it_stays_high():
@@ -47,6 +47,48 @@ def test_smoothing_is_time_based():
     spike_100 = [post()] * 3 + [post(yes=0.99)] * 1 + [post()] * 3  # 0.1 s high
     spike_20 = [post()] * 15 + [post(yes=0.99)] * 5 + [post()] * 15  # 0.1 s high
     assert run(logic(stride_s=0.1), spike_100) == run(logic(stride_s=0.02), spike_20, stride_s=0.02) == []
+
+
+def test_patience_waits_for_that_many_windows_in_a_row_over_threshold():
+    word = [post()] * 3 + [post(yes=0.9)] * 6 + [post()] * 12
+    assert run(logic(smoothing_s=0.0, patience=1), word) == [(1.3, "yes")]
+    assert run(logic(smoothing_s=0.0, patience=4), word) == [(1.6, "yes")]  # three windows later
+    assert run(logic(smoothing_s=0.0, patience=7), word) == []  # six windows high: not enough
+    broken = [post()] * 3 + ([post(yes=0.9)] * 2 + [post()]) * 5  # never three in a row
+    assert run(logic(smoothing_s=0.0, patience=3), broken) == []
+    assert run(logic(smoothing_s=0.0, patience=2), broken) == [(1.4, "yes"), (2.6, "yes")]  # refractory 1 s
+
+
+def rule_without_patience(sequence, threshold=0.5, n=3, refractory_s=1.0, stride_s=0.1, start=1.0):
+    """The decision rule as it was before patience, written out plainly."""
+    found, armed, last = [], {"yes": True, "no": True}, {"yes": -np.inf, "no": -np.inf}
+    for i in range(len(sequence)):
+        t = start + i * stride_s
+        smoothed = np.mean(sequence[max(0, i - n + 1):i + 1], axis=0)
+        scores = {"yes": smoothed[2], "no": smoothed[3]}
+        for k, v in scores.items():
+            armed[k] |= v < threshold and t - last[k] >= refractory_s - 1e-9
+        ready = [k for k, v in scores.items() if v >= threshold and armed[k]]
+        if ready:
+            k = max(ready, key=scores.get)
+            armed[k], last[k] = False, t
+            found.append((round(t, 3), k))
+    return found
+
+
+def test_patience_one_is_the_rule_without_patience():
+    rng = np.random.default_rng(0)
+    seq = [post(yes=a, no=b) for a, b, _ in rng.dirichlet([0.3, 0.3, 0.3], size=600)]
+    fired = run(logic(patience=1), seq)
+    assert len(fired) > 20 and DecisionConfig().patience == 1
+    assert fired == rule_without_patience(seq)
+    assert len(run(logic(patience=2), seq)) < len(fired)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_patience_must_be_a_whole_number_of_windows(bad):
+    with pytest.raises(ValueError, match="patience"):
+        DecisionConfig(patience=bad)
 
 
 def test_threshold_is_per_keyword():

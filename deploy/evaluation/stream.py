@@ -63,16 +63,17 @@ class StreamRun:
     trace: ScoreTrace
     seconds: float  # length of the file's audio
     thresholds: dict[str, float]  # in force, per keyword
+    patience: int  # in force
 
 
 def run_stream(model: LoadedModel, source: WavSource, thresholds=None, stride_ms: int = DEFAULT_STRIDE_MS,
-               progress: Callable[[float], None] | None = None) -> StreamRun:
+               progress: Callable[[float], None] | None = None, patience: int | None = None) -> StreamRun:
     """Listen to ``source`` as ``kwspi listen --input`` does, keeping every window's posteriors.
 
-    ``thresholds`` and ``stride_ms`` are :class:`Detector`'s; ``progress`` gets the seconds
-    of audio each block added.
+    ``thresholds``, ``stride_ms`` and ``patience`` are :class:`Detector`'s; ``progress``
+    gets the seconds of audio each block added.
     """
-    detector = Detector(model, thresholds=thresholds, stride_ms=stride_ms)
+    detector = Detector(model, thresholds=thresholds, stride_ms=stride_ms, patience=patience)
     times, posteriors, found = [], [], []
     for block in source.blocks(threading.Event()):
         windows = detector.scorer.push(block)
@@ -84,12 +85,13 @@ def run_stream(model: LoadedModel, source: WavSource, thresholds=None, stride_ms
     n_labels = len(model.info.labels)
     trace = ScoreTrace(np.asarray(times, np.float64),
                        np.asarray(posteriors, np.float64).reshape(len(times), n_labels))
-    return StreamRun(tuple(found), trace, source.seconds, detector.thresholds)
+    return StreamRun(tuple(found), trace, source.seconds, detector.thresholds, detector.patience)
 
 
-def replay(trace: ScoreTrace, model: LoadedModel, thresholds=None, stride_ms: int = DEFAULT_STRIDE_MS) -> list[Detection]:
-    """The detections a fresh :class:`Detector` with ``thresholds`` makes on ``trace``."""
-    return Detector(model, thresholds=thresholds, stride_ms=stride_ms).decide(trace.windows())
+def replay(trace: ScoreTrace, model: LoadedModel, thresholds=None, stride_ms: int = DEFAULT_STRIDE_MS,
+           patience: int | None = None) -> list[Detection]:
+    """The detections a fresh :class:`Detector` with ``thresholds`` and ``patience`` makes on ``trace``."""
+    return Detector(model, thresholds=thresholds, stride_ms=stride_ms, patience=patience).decide(trace.windows())
 
 
 def keywords_of(model: LoadedModel) -> list[str]:
@@ -99,7 +101,8 @@ def keywords_of(model: LoadedModel) -> list[str]:
 
 def sweep(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow], stride_ms: int = DEFAULT_STRIDE_MS,
           grid: Sequence[float] = SWEEP_THRESHOLDS, target_fa_per_hour: float = TARGET_FA_PER_HOUR) -> dict:
-    """Recall and false alarms per hour at each threshold of ``grid`` (all keywords alike).
+    """Recall and false alarms per hour at each threshold of ``grid`` (all keywords alike, at
+    the run's patience).
 
     Returns ``{"target_fa_per_hour", "best", "rows"}``: one row per threshold (``threshold``,
     ``recall``, ``hits``, ``false_alarms``, ``fa_per_hour``, ``latency_median_s``,
@@ -109,7 +112,7 @@ def sweep(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow], stride_
     keywords = keywords_of(model)
     rows = []
     for t in sorted(grid):
-        score = score_detections(replay(run.trace, model, t, stride_ms), truth, keywords)
+        score = score_detections(replay(run.trace, model, t, stride_ms, run.patience), truth, keywords)
         figures = summarize(score, run.seconds, keywords)
         rows.append({"threshold": t, **{k: figures[k] for k in (
             "recall", "hits", "false_alarms", "fa_per_hour", "latency_median_s", "latency_p95_s")}})
@@ -125,7 +128,7 @@ def report(run: StreamRun, model: LoadedModel, truth: Sequence[TruthRow]) -> dic
     keywords = keywords_of(model)
     score = score_detections(run.detections, truth, keywords)
     window_s = model.features.clip_ms / 1000
-    return {"thresholds": run.thresholds, **summarize(score, run.seconds, keywords),
+    return {"thresholds": run.thresholds, "patience": run.patience, **summarize(score, run.seconds, keywords),
             "false_alarm_sources": false_alarm_sources(score, truth, window_s),
             **by_speaker(score, truth, window_s),
             "detections": [d.as_json() for d in run.detections]}
@@ -144,9 +147,9 @@ def shown(path) -> Path:
 def evaluate_stream(model: LoadedModel, source: WavSource, truth: Sequence[TruthRow], thresholds=None,
                     stride_ms: int = DEFAULT_STRIDE_MS, grid: Sequence[float] | None = None,
                     target_fa_per_hour: float = TARGET_FA_PER_HOUR,
-                    progress: Callable[[float], None] | None = None) -> dict:
+                    progress: Callable[[float], None] | None = None, patience: int | None = None) -> dict:
     """``kwspi eval-stream``'s JSON object: :func:`report`, plus ``sweep`` when ``grid`` is given."""
-    run = run_stream(model, source, thresholds, stride_ms, progress)
+    run = run_stream(model, source, thresholds, stride_ms, progress, patience)
     out = {"model": str(shown(model.path)), "input": str(shown(source.path)), "stride_ms": stride_ms,
            **report(run, model, truth)}
     if grid is not None:
