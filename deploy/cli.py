@@ -1,6 +1,6 @@
 """The listening side's commands, thin over :mod:`kwspi.deploy`: ``listen``, ``devices`` and
-``enroll``, and, over :mod:`kwspi.deploy.evaluation`, ``eval-stream`` and ``calibrate``.
-Torch-free, so all five run on a Pi.
+``enroll``, and, over :mod:`kwspi.deploy.evaluation`, ``eval-stream``, ``calibrate`` and ``mine``.
+Torch-free, so all six run on a Pi.
 
 Every option of ``listen`` can also come from an environment variable (``KWSPI_MODEL``,
 ``KWSPI_DEVICE``, ...), which is how the systemd unit passes its configuration: values with
@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -25,8 +26,8 @@ from kwspi.atomic import atomic_write
 from kwspi.cli import early_signals
 from kwspi.errors import KwspiError
 from kwspi.modelinfo import resolve_model
-from kwspi.options import (json_option, model_option, parse_thresholds, progress_bar, stride_option,
-                           threshold_option)
+from kwspi.options import (config_from_options, config_options, json_option, model_option, parse_thresholds,
+                           patience_option, progress_bar, stride_option, threshold_option)
 
 from kwspi.deploy.decision import Detection
 from kwspi.deploy.engine import Detector
@@ -34,6 +35,7 @@ from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.hookproc import ProcessHook
 from kwspi.deploy.hooks import HookSet, ShellHook, load_hook
 from kwspi.deploy.service import Listener, signal_handlers
+from kwspi.deploy.evaluation.mining import MiningConfig, NegativeStream, mine as run_mining
 from kwspi.deploy.evaluation.report import text_report
 from kwspi.deploy.evaluation.stream import SWEEP_THRESHOLDS, TARGET_FA_PER_HOUR, evaluate_stream
 from kwspi.deploy.evaluation.truth import read_truth
@@ -370,6 +372,60 @@ def enroll(model, clips, record, device, keywords, takes, out, as_json):
         click.echo(f"each take held out in turn: accuracy {held['before']:.3f} before, {held['after']:.3f} after "
                    f"({held['windows']} windows)")
     click.echo("thresholds " + ", ".join(f"{k}={v:g}" for k, v in enrolled.thresholds.items()))
+
+
+@click.command(short_help="Cut the windows a model fires on in keyword-free streams into _unknown_ training clips.")
+@model_option
+@click.option("--input", "-i", "inputs", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A WAV with no keyword in it (repeatable), e.g. from `kwspi synth-stream --negative`.")
+@click.option("--truth", "truths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="What was said in each --input, in order (CSV label,start_s,end_s[,engine,voice]); a window "
+                   "touching a keyword it names is never taken. [default: each WAV's .csv, when there is one]")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="GSC-layout folder for the clips (mined/*.wav, speakers.csv, mined.csv); an earlier run's "
+                   "clips in it are replaced.")
+@threshold_option()
+@patience_option()
+@stride_option()
+@config_options(MiningConfig)
+@json_option()
+def mine(model, inputs, truths, out, thresholds, patience, stride_ms, as_json, **settings):
+    """Mine hard negatives: the windows of keyword-free speech that the model fires on.
+
+    Listens to each --input once, as `kwspi listen` does (same thresholds,
+    patience, smoothing), takes the windows that fire (and, with --min-score,
+    those that nearly do) and touch no keyword of the truth, keeps one of any
+    run of neighbouring windows, draws --max of them with --seed, and writes
+    each second of audio as an _unknown_ clip. Join the folder to a training
+    set (`kwspi combine`) and retrain. Mine streams of the
+    voices you train on, never those you measure on.
+
+    \b
+    Example:
+      kwspi synth-stream talk.wav --seconds 1800 --negative --engines espeak,mbrola
+      kwspi mine --input talk.wav --out mined --max 500 --seed 0
+    """
+    config = config_from_options(MiningConfig, settings)
+    if truths and len(truths) != len(inputs):
+        raise click.UsageError(f"give one --truth per --input ({len(inputs)}), or none")
+    truths = truths or [p.with_suffix(".csv") if p.with_suffix(".csv").is_file() else None for p in inputs]
+    streams = [NegativeStream(p, tuple(read_truth(t)) if t else ()) for p, t in zip(inputs, truths)]
+    for p, t in zip(inputs, truths):
+        if t is None:
+            log.warning("%s: no truth CSV, so every window is taken to be keyword-free", p)
+    loaded = LoadedModel.load(resolve_model(model))
+    sources = [WavSource(p) for p in inputs]  # every file checked before the long pass
+    with _listening_bar(sum(src.seconds for src in sources), not as_json and sys.stderr.isatty()) as advance:
+        clips, windows = run_mining(loaded, streams, out, config, parse_thresholds(thresholds), stride_ms, patience,
+                                    progress=advance)
+    if as_json:
+        click.echo(json.dumps({"out": str(out), "clips": len(clips), "windows": windows,
+                               "heard": dict(Counter(c.heard for c in clips).most_common())}))
+        return
+    click.echo(f"{out}: {len(clips)} clips of {windows} windows that fired"
+               + ("" if config.min_score is None else f" or reached {config.min_score:g}"))
+    for label, n in Counter(c.heard for c in clips).most_common():
+        click.echo(f"  {label:<10} {n:>5}")
 
 
 @contextlib.contextmanager

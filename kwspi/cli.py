@@ -46,6 +46,8 @@ LAZY_COMMANDS = {
     "calibrate": ("kwspi.deploy.cli:calibrate",
                   "Per-keyword thresholds from recordings without keywords, into a new model file."),
     "enroll": ("kwspi.deploy.cli:enroll", "Teach a model your voice: re-fit it on a few takes of each keyword."),
+    "mine": ("kwspi.deploy.cli:mine",
+             "Cut the windows a model fires on in keyword-free streams into _unknown_ training clips."),
 }
 
 #: Signals ``kwspi listen`` received before its own handlers were in place; it acts on them

@@ -59,6 +59,14 @@ def threshold_option(**extra):
                              "own).", **extra)
 
 
+def patience_option(**extra):
+    """``--patience N``: windows in a row over threshold before a keyword fires (the model's
+    own when not given; the parameter is ``patience``, ``None`` then)."""
+    return click.option("--patience", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="Windows in a row with a keyword's smoothed score over its threshold before it fires "
+                             "(1: the first window fires). [default: the model's own, 1 if it names none]", **extra)
+
+
 def stride_option(**extra):
     """``--stride-ms``: milliseconds between two model windows (the 1 s window slides by
     this much). Its old name ``--hop-ms`` still works, with a warning: a "hop" is also the
