@@ -102,6 +102,7 @@ class HookSpecs(click.ParamType):
 @click.option("--device", "-d", envvar="KWSPI_DEVICE", show_envvar=True,
               help="Microphone: index or part of the name, as `kwspi devices` lists them (default input if omitted).")
 @threshold_option(envvar="KWSPI_THRESHOLD", show_envvar=True)
+@patience_option(envvar="KWSPI_PATIENCE", show_envvar=True)
 @stride_option(envvar="KWSPI_STRIDE_MS", show_envvar=True)
 @click.option("--hook", "hook_specs", multiple=True, type=HookSpecs(), envvar="KWSPI_HOOK", show_envvar=True,
               metavar="MODULE:FUNC|FILE.py:FUNC", help="Python function called with each Detection (repeatable; "
@@ -115,8 +116,8 @@ class HookSpecs(click.ParamType):
 @click.option("--realtime", is_flag=True, help="With --input: feed the file at the speed of real audio.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, envvar="KWSPI_THREADS",
               show_envvar=True, help="onnxruntime intra-op threads.")
-def listen(model, input_path, device, thresholds, stride_ms, hook_specs, hook_process, command, as_json, realtime,
-           threads):
+def listen(model, input_path, device, thresholds, patience, stride_ms, hook_specs, hook_process, command, as_json,
+           realtime, threads):
     """Listen to a microphone or a WAV file and report keywords.
 
     Detections go to stdout (one line each, or JSON with --json), to every --hook on a
@@ -138,7 +139,8 @@ def listen(model, input_path, device, thresholds, stride_ms, hook_specs, hook_pr
         raise click.UsageError("--realtime applies only to --input")
     overrides = parse_thresholds(thresholds)
     path = resolve_model(model)
-    detector = Detector(LoadedModel.load(path, threads), thresholds=overrides, stride_ms=stride_ms, threads=threads)
+    detector = Detector(LoadedModel.load(path, threads), thresholds=overrides, stride_ms=stride_ms, threads=threads,
+                        patience=patience)
     source = _source(input_path, device, realtime)
     band = detector.model.features.high_hz
     if source.rate / 2 < band:  # upsampling cannot bring back what the recording never had
@@ -159,8 +161,8 @@ def listen(model, input_path, device, thresholds, stride_ms, hook_specs, hook_pr
         hooks(d)
 
     listener = Listener(source, detector, lambda: LoadedModel.load(path, threads), on_detection)
-    log.info("model %s, stride %d ms, thresholds %s", path, stride_ms,
-             ", ".join(f"{k}={v:g}" for k, v in detector.thresholds.items()))
+    log.info("model %s, stride %d ms, thresholds %s, patience %d", path, stride_ms,
+             ", ".join(f"{k}={v:g}" for k, v in detector.thresholds.items()), detector.patience)
     try:
         with signal_handlers(listener):
             if early_signals[signal.SIGINT].is_set():
@@ -211,6 +213,7 @@ def devices():
 @click.option("--truth", "truth_csv", required=True, type=click.Path(path_type=Path),
               help="What was said: CSV label,start_s,end_s, one row per word (as `kwspi synth-stream` writes).")
 @threshold_option()
+@patience_option()
 @stride_option()
 @click.option("--sweep-thresholds", "do_sweep", is_flag=True,
               help=f"Also score every keyword at thresholds {', '.join(f'{t:g}' for t in SWEEP_THRESHOLDS)} "
@@ -220,7 +223,7 @@ def devices():
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw the sweep to this PNG (implies --sweep-thresholds; needs matplotlib).")
 @json_option()
-def eval_stream(model, input_path, truth_csv, thresholds, stride_ms, do_sweep, target_fa_per_hour, plot_path, as_json):
+def eval_stream(model, input_path, truth_csv, thresholds, patience, stride_ms, do_sweep, target_fa_per_hour, plot_path, as_json):
     """Run the listening engine over a long WAV and score it against what was said.
 
     The same front end, smoothing, thresholds and refractory as `kwspi listen`
@@ -245,7 +248,7 @@ def eval_stream(model, input_path, truth_csv, thresholds, stride_ms, do_sweep, t
     grid = SWEEP_THRESHOLDS if (do_sweep or plot_path) else None
     with _listening_bar(source.seconds, not as_json and sys.stderr.isatty()) as advance:
         result = evaluate_stream(loaded, source, truth, parse_thresholds(thresholds), stride_ms, grid,
-                                 target_fa_per_hour, progress=advance)
+                                 target_fa_per_hour, progress=advance, patience=patience)
     if plot_path is not None:
         from kwspi.deploy.evaluation.plot import plot_sweep
 
@@ -271,16 +274,19 @@ def eval_stream(model, input_path, truth_csv, thresholds, stride_ms, do_sweep, t
               help="False alarms per hour allowed over all keywords together.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The calibrated model (a new file; the model given is left as it is).")
+@patience_option()
 @stride_option()
 @json_option()
-def calibrate(model, negatives, positives, target_fa_per_hour, out, stride_ms, as_json):
+def calibrate(model, negatives, positives, target_fa_per_hour, out, patience, stride_ms, as_json):
     """Choose each keyword's threshold on recordings of where the model will listen.
 
     Listens to the negatives once, then gives every keyword the lowest threshold
     at which its false alarms stay within its share of --target-fa-per-hour (the
     same decisions as `kwspi listen`), and writes the model with those thresholds
-    and the figures in its metadata to --out (`kwspi info` shows them). An hour
-    or more of negatives gives a rate worth trusting.
+    and the figures in its metadata to --out (`kwspi info` shows them). The
+    thresholds hold at the --patience they were chosen at, so it is stored with
+    them and `kwspi listen` uses it. An hour or more of negatives gives a rate
+    worth trusting.
 
     \b
     Example:
@@ -294,12 +300,14 @@ def calibrate(model, negatives, positives, target_fa_per_hour, out, stride_ms, a
     labelled = [(p, read_truth(p.with_suffix(".csv"))) for p in positives]
     sources = [WavSource(p) for p in (*negatives, *positives)]  # every file checked before the long pass
     with _listening_bar(sum(src.seconds for src in sources), not as_json and sys.stderr.isatty()) as advance:
-        result = choose(loaded, negatives, target_fa_per_hour, labelled, stride_ms, progress=advance)
+        result = choose(loaded, negatives, target_fa_per_hour, labelled, stride_ms, progress=advance,
+                        patience=patience)
     write_calibrated(loaded, result, out, negatives, positives)
     if as_json:
         click.echo(json.dumps({"model": str(out), **result.as_metric(negatives, positives)}))
         return
-    click.echo(f"{out}: " + ", ".join(f"{k}={v:g}" for k, v in result.thresholds.items()))
+    click.echo(f"{out}: " + ", ".join(f"{k}={v:g}" for k, v in result.thresholds.items())
+               + f", patience {result.patience}")
     click.echo(f"false alarms {result.fa_per_hour:g} per hour over {result.negative_hours * 60:.1f} min of negatives "
                f"(target {result.target_fa_per_hour:g})")
     if result.recall is not None:

@@ -116,9 +116,10 @@ class ModelInfo:
                 raise ModelFormatError(path, "kwspi.thresholds must map labels to numbers")
             if not all(0 < v <= 1 for v in thresholds.values()):  # NaN fails this too
                 raise ModelFormatError(path, f"kwspi.thresholds must lie in (0, 1], not {thresholds}")
-            patience = int(raw.get("patience", 1))
-            if patience < 1:
-                raise ModelFormatError(path, f"kwspi.patience must be a whole number >= 1, not {patience}")
+            patience = raw.get("patience", "1")
+            if not patience.isdigit() or int(patience) < 1:
+                raise ModelFormatError(path, f"kwspi.patience must be a whole number >= 1, not {patience!r}")
+            patience = int(patience)
             repeated = next((x for i, x in enumerate(labels) if x in labels[:i]), None)
             if repeated is not None:
                 raise ModelFormatError(path, f"kwspi.labels repeats {repeated!r}")

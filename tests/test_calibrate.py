@@ -106,3 +106,35 @@ def test_calibrate_command_writes_the_model_that_info_describes(tmp_path_factory
     assert info["thresholds"] == reported["thresholds"] and info["metrics"]["calibration"]["fa_per_hour"] == 0.0
     missing = CliRunner().invoke(main, ["calibrate", "--negatives", str(tmp_path / "nope.wav"), "--out", str(out)])
     assert missing.exit_code == 2 and "nope.wav" in missing.output
+
+
+def test_thresholds_travel_with_the_patience_they_were_chosen_at(tmp_path_factory, tmp_path):
+    model = LoadedModel.load(shared_centroid_model(tmp_path_factory))
+    negatives = [negative_stream(tmp_path / "neg.wav")]
+    plain = calibrate(model, negatives, 0.0)
+    patient = calibrate(model, negatives, 0.0, patience=5)  # a near tone holds a score for a few windows
+    assert plain.patience == 1 and patient.patience == 5
+    assert all(patient.thresholds[k] <= plain.thresholds[k] for k in plain.thresholds)
+    assert patient.thresholds != plain.thresholds, "patience must let some keyword take a lower threshold"
+
+    out = write_calibrated(model, patient, tmp_path / "patient.onnx", negatives)
+    again = LoadedModel.load(out)
+    assert again.info.patience == 5 and again.info.metrics["calibration"]["patience"] == 5
+    assert run_stream(again, WavSource(negatives[0])).detections == ()  # listen takes the file's patience
+    at_one = run_stream(again, WavSource(negatives[0]), patience=1)
+    assert at_one.detections, "the same thresholds without their patience let false alarms through"
+    assert calibrate(again, negatives, 0.0).patience == 5  # recalibrating keeps the model's patience
+
+
+def test_patience_in_the_metadata_must_be_a_whole_number_of_windows():
+    from deploy_fixtures import centroid_info
+    from kwspi.modelinfo import ModelInfo
+
+    meta = centroid_info().to_metadata()
+    assert ModelInfo.from_metadata(meta).patience == 1
+    assert ModelInfo.from_metadata({**meta, "kwspi.patience": "4"}).patience == 4
+    del meta["kwspi.patience"]
+    assert ModelInfo.from_metadata(meta).patience == 1  # models written before patience
+    for bad in ("0", "two", "1.5"):
+        with pytest.raises(ModelFormatError, match="patience"):
+            ModelInfo.from_metadata({**meta, "kwspi.patience": bad})

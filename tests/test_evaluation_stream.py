@@ -86,6 +86,20 @@ def test_thresholds_and_stride_are_listens(files):
     assert r["detections"] == listen_json(*args)
 
 
+def test_patience_is_listens(files):
+    model, wav, truth = files
+    args = ("--model", model, "--input", wav, "--patience", "8")
+    result = eval_stream(*args, "--truth", truth, "--json", "--sweep-thresholds")
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert r["patience"] == 8 and r["detections"] == listen_json(*args)
+    plain = listen_json("--model", model, "--input", wav)
+    # each burst holds its score for more than 8 windows: the same words, 7 strides later
+    assert [d["time"] for d in r["detections"]] == pytest.approx([d["time"] + 0.7 for d in plain])
+    at_default = next(row for row in r["sweep"]["rows"] if row["threshold"] == 0.6)
+    assert at_default["hits"] + at_default["false_alarms"] == len(r["detections"])  # the sweep replays at patience 8
+
+
 def test_the_old_hop_option_still_works_with_a_warning(files, caplog):
     model, wav, truth = files
     new = listen_json("--model", model, "--input", wav, "--stride-ms", "50")

@@ -11,6 +11,11 @@ the result. Positives (streams with a truth CSV), when given, report the recall 
 thresholds keep. The model is written anew with those thresholds and the figures in its
 metadata (:func:`kwspi.modelfile.write_model`); the network is untouched.
 
+The patience the thresholds were chosen at is written with them (``kwspi.patience``), and
+``kwspi listen`` uses it unless told otherwise: a threshold that holds the target when a
+keyword must stay over it for three windows lets far more through when one window is enough,
+so a model must not carry the one without the other.
+
 Replaying all keywords at one threshold counts each keyword's false alarms as they happen
 when the others are armed too (the engine fires at most one keyword per window), and the
 chosen mix is replayed once more for the figures that are stored.
@@ -41,6 +46,7 @@ class Calibration:
     """What calibration chose and what it measured at the chosen thresholds."""
 
     thresholds: dict[str, float]
+    patience: int  # the thresholds hold the target at this patience
     target_fa_per_hour: float
     negative_hours: float
     fa_per_hour: float  # on the negatives, all keywords, at ``thresholds``
@@ -55,18 +61,21 @@ class Calibration:
                 "unmet": list(self.unmet)}
 
 
-def _runs(model: LoadedModel, paths: Sequence[Path], stride_ms: int, progress) -> list[StreamRun]:
-    return [run_stream(model, WavSource(p), None, stride_ms, progress) for p in paths]
+def _runs(model: LoadedModel, paths: Sequence[Path], stride_ms: int, progress, patience: int) -> list[StreamRun]:
+    return [run_stream(model, WavSource(p), None, stride_ms, progress, patience) for p in paths]
 
 
 def choose_thresholds(model: LoadedModel, negatives: Sequence[StreamRun], target_fa_per_hour: float,
-                      stride_ms: int = DEFAULT_STRIDE_MS, grid: Sequence[float] = GRID) -> tuple[dict[str, float], tuple[str, ...]]:
+                      stride_ms: int = DEFAULT_STRIDE_MS, grid: Sequence[float] = GRID,
+                      patience: int | None = None) -> tuple[dict[str, float], tuple[str, ...]]:
     """The lowest threshold per keyword within its share of ``target_fa_per_hour`` on the
-    ``negatives``, and the keywords that the grid's highest threshold still leaves above it."""
+    ``negatives`` at ``patience`` (``None``: the model's), and the keywords that the grid's
+    highest threshold still leaves above it."""
     keywords = keywords_of(model)
     hours = sum(run.seconds for run in negatives) / 3600
     share = target_fa_per_hour / len(keywords)
-    alarms = {t: [d.label for run in negatives for d in replay(run.trace, model, t, stride_ms)] for t in grid}
+    alarms = {t: [d.label for run in negatives for d in replay(run.trace, model, t, stride_ms, patience)]
+              for t in grid}
     chosen, unmet = {}, []
     for k in keywords:
         fits = [t for t in sorted(grid) if alarms[t].count(k) / hours <= share]
@@ -78,30 +87,34 @@ def choose_thresholds(model: LoadedModel, negatives: Sequence[StreamRun], target
 
 def calibrate(model: LoadedModel, negatives: Sequence[Path], target_fa_per_hour: float,
               positives: Sequence[tuple[Path, Sequence[TruthRow]]] = (), stride_ms: int = DEFAULT_STRIDE_MS,
-              grid: Sequence[float] = GRID, progress: Callable[[float], None] | None = None) -> Calibration:
-    """Thresholds for ``model`` from keyword-free recordings (see the module docstring)."""
-    neg_runs = _runs(model, negatives, stride_ms, progress)
+              grid: Sequence[float] = GRID, progress: Callable[[float], None] | None = None,
+              patience: int | None = None) -> Calibration:
+    """Thresholds for ``model`` from keyword-free recordings (see the module docstring), at
+    ``patience`` (``None``: the model's own)."""
+    patience = model.info.patience if patience is None else patience
+    neg_runs = _runs(model, negatives, stride_ms, progress, patience)
     hours = sum(run.seconds for run in neg_runs) / 3600
-    thresholds, unmet = choose_thresholds(model, neg_runs, target_fa_per_hour, stride_ms, grid)
-    false_alarms = sum(len(replay(run.trace, model, thresholds, stride_ms)) for run in neg_runs)
+    thresholds, unmet = choose_thresholds(model, neg_runs, target_fa_per_hour, stride_ms, grid, patience)
+    false_alarms = sum(len(replay(run.trace, model, thresholds, stride_ms, patience)) for run in neg_runs)
     recall, n_keywords = None, 0
     if positives:
         keywords = keywords_of(model)
         hits = 0
         for path, truth in positives:
-            run = run_stream(model, WavSource(path), None, stride_ms, progress)
-            score = score_detections(replay(run.trace, model, thresholds, stride_ms), truth, keywords)
+            run = run_stream(model, WavSource(path), None, stride_ms, progress, patience)
+            score = score_detections(replay(run.trace, model, thresholds, stride_ms, patience), truth, keywords)
             hits, n_keywords = hits + len(score.hits), n_keywords + score.n_keywords
         recall = hits / n_keywords if n_keywords else None
-    return Calibration(thresholds, target_fa_per_hour, round(hours, 4), round(false_alarms / hours, 3), unmet,
+    return Calibration(thresholds, patience, target_fa_per_hour, round(hours, 4), round(false_alarms / hours, 3), unmet,
                        recall, n_keywords)
 
 
 def write_calibrated(model: LoadedModel, calibration: Calibration, out: Path, negatives: Sequence[Path],
                      positives: Sequence[Path] = ()) -> Path:
-    """``model``'s network with the calibrated thresholds and figures in its metadata, at ``out``."""
+    """``model``'s network with the calibrated thresholds, their patience and the figures in its
+    metadata, at ``out``."""
     info = dataclasses.replace(
-        model.info, thresholds=dict(calibration.thresholds),
+        model.info, thresholds=dict(calibration.thresholds), patience=calibration.patience,
         metrics={**model.info.metrics, "calibration": calibration.as_metric(negatives, positives)})
     write_model(model.path, info, out)
     LoadedModel.load(out)  # refuse to leave a file the runtime cannot open

@@ -14,7 +14,7 @@ def text_report(r: dict) -> list[str]:
     """The report as lines for a terminal."""
     lines = [
         f"{r['input']}: {r['hours'] * 3600:.1f} s ({r['hours']:.3f} h), model {r['model']}, stride {r['stride_ms']} ms",
-        "thresholds  " + ", ".join(f"{k}={v:g}" for k, v in r["thresholds"].items()),
+        "thresholds  " + ", ".join(f"{k}={v:g}" for k, v in r["thresholds"].items()) + f"; patience {r['patience']}",
         f"recall      {_fmt(r['recall'])} ({r['hits']}/{r['keywords_spoken']} keywords)",
         f"false alarms {r['false_alarms']} ({_fmt(r['fa_per_hour'], '.1f')} per hour)",
         f"latency     median {_fmt(r['latency_median_s'], '.2f')} s, p95 {_fmt(r['latency_p95_s'], '.2f')} s "
