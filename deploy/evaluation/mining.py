@@ -26,6 +26,7 @@ recordings of the very room the model will listen in, and it needs only numpy to
 
 from __future__ import annotations
 
+import bisect
 import csv
 import hashlib
 import io
@@ -141,8 +142,12 @@ def spread(windows: Sequence[Window], spacing_s: float) -> list[Window]:
     """The highest-scoring windows, none ending within ``spacing_s`` of a higher one of its stream."""
     gap = spacing_s * SAMPLE_RATE
     kept: list[Window] = []
+    ends: dict[int, list[int]] = {}  # per stream, the ends kept so far, sorted
     for w in sorted(windows, key=lambda w: (-w.score, w.stream, w.end)):
-        if all(k.stream != w.stream or abs(k.end - w.end) >= gap for k in kept):
+        taken = ends.setdefault(w.stream, [])
+        i = bisect.bisect_left(taken, w.end)
+        if all(abs(taken[j] - w.end) >= gap for j in (i - 1, i) if 0 <= j < len(taken)):
+            taken.insert(i, w.end)
             kept.append(w)
     return sorted(kept, key=lambda w: (w.stream, w.end))
 
