@@ -17,10 +17,11 @@ threshold whose recall on the positives reaches the target, and the false alarms
 on the negatives there: what each rule costs at *equal recall*, which comparing rules at one
 threshold hides (patience and smoothing lower the scores that reach a threshold).
 
-Targets are the recall the model reaches as shipped (its own thresholds and patience, the
-default smoothing and refractory) and 0.5, 0.7, 0.9 where that rule reaches them, so the script runs unchanged on
-another model. Writes ``results/decisions.md`` (everything after its ``KEEP`` line is kept:
-the reading, written by hand) and ``results/decisions.json``. Torch-free.
+Targets are the recalls the model reaches as shipped (its own patience, the default smoothing
+and refractory) at its own thresholds, at 0.5 and at 0.95 (or ``--recall``), so the script
+runs unchanged on another model. Writes ``results/decisions.md`` (everything after its
+``KEEP`` line is kept: the reading, written by hand) and ``results/decisions.json``.
+Torch-free.
 """
 
 from __future__ import annotations
@@ -47,9 +48,11 @@ PATIENCE = (1, 2, 3, 4)
 SMOOTHING_S = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 REFRACTORY_S = (0.0, 1.0, 2.0)
 #: One threshold for every keyword; dense near 1, where a quiet model's scores live.
-THRESHOLDS = tuple(float(t) for t in np.round(np.concatenate([np.arange(0.30, 0.90, 0.01),
-                                                              1 - np.geomspace(0.1, 1e-4, 31)]), 4))
-TARGET_RECALLS = (0.5, 0.7, 0.9)
+THRESHOLDS = tuple(sorted({float(t) for t in np.round(np.concatenate([np.arange(0.30, 0.985, 0.01),
+                                                                     1 - np.geomspace(0.01, 1e-4, 21)]), 5)}))
+#: Besides the model's own thresholds, the operating points compared: the recall the shipped
+#: rule reaches at a loose and at a strict threshold, so the targets suit any model.
+TARGET_AT_THRESHOLDS = (0.5, 0.95)
 KEEP = "<!-- KEEP: studies/decisions.py rewrites what is above this line and keeps what is below -->"
 
 
@@ -121,9 +124,21 @@ def figures(model, runs_pos, truths, runs_neg, config, stride_ms) -> list[dict]:
 
 
 def at_recall(rows: list[dict], target: float) -> dict | None:
-    """The row of the highest threshold whose recall reaches ``target`` (None if none does)."""
-    fits = [r for r in rows if r["recall"] >= target - 1e-9]
-    return max(fits, key=lambda r: r["threshold"]) if fits else None
+    """The operating point at recall ``target``: the highest threshold whose recall reaches it,
+    with false alarms per hour interpolated linearly in recall towards the next threshold up
+    (which falls short), so that no setting is charged for overshooting the target by the
+    grid's step; ``None`` when no threshold reaches it."""
+    rows = sorted(rows, key=lambda r: r["threshold"])
+    fits = [i for i, r in enumerate(rows) if r["recall"] >= target - 1e-9]
+    if not fits:
+        return None
+    i = fits[-1]
+    hit = dict(rows[i])
+    if i + 1 < len(rows) and hit["recall"] > target:
+        short = rows[i + 1]
+        f = (hit["recall"] - target) / (hit["recall"] - short["recall"])
+        hit["fa_per_hour"] += f * (short["fa_per_hour"] - hit["fa_per_hour"])
+    return hit
 
 
 def shipped_recall(model, runs_pos, truths, stride_ms) -> float:
@@ -166,9 +181,11 @@ def markdown(report: dict, command: str) -> str:
         command,
         "```",
     ]
-    reached = [c["at"][str(t)]["recall"] - t for c in cfgs for t in report["targets"] if c["at"][str(t)]]
-    lines += ["", f"Recall reached in the cells: at most {max(reached):.3f} above its target (the threshold grid's "
-              "step; the figures per threshold are in the JSON)."]
+    lines += ["", "Where the threshold that reaches a target overshoots it, false alarms per hour are interpolated "
+              "linearly in recall towards the next threshold up, so no setting is charged for the grid's step "
+              "(the figures per threshold are in the JSON). Counts are Poisson: a cell of n false alarms on the "
+              f"negatives is uncertain by about 2 sqrt(n); {report['negative_minutes']:.0f} min of negatives make "
+              f"one false alarm {60 / report['negative_minutes']:.1f} per hour."]
     for target in report["targets"]:
         best = min((c for c in cfgs if c["at"][str(target)]), key=lambda c: c["at"][str(target)]["fa_per_hour"],
                    default=None)
@@ -201,6 +218,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default="mbrola, rhvoice, piper, kokoro; 10 and 20 dB with keywords, 15 dB without",
                     help="what the streams are, for the report")
     ap.add_argument("--stride-ms", type=int, default=DEFAULT_STRIDE_MS)
+    ap.add_argument("--recall", type=float, action="append",
+                    help="a target recall (repeatable) [default: the shipped rule's at its thresholds, 0.5 and 0.95]")
     ap.add_argument("--out", type=Path, default=Path("results/decisions"),
                     help="writes OUT.md and OUT.json")
     args = ap.parse_args(argv)
@@ -215,8 +234,8 @@ def main(argv=None) -> int:
     curves = {key(c): figures(model, runs_pos, truths, runs_neg, c, args.stride_ms) for c in settings}
     shipped_rule = DecisionConfig(patience=model.info.patience)
     default_curve = curves[key(shipped_rule)]
-    reachable = max(r["recall"] for r in default_curve)
-    targets = sorted({round(shipped, 3), *(t for t in TARGET_RECALLS if t <= reachable)})
+    loose_strict = {round(r["recall"], 3) for r in default_curve if r["threshold"] in TARGET_AT_THRESHOLDS}
+    targets = args.recall or sorted(loose_strict | {round(shipped, 3)})
     report = {
         "model": str(shown(model.path)), "data": args.data, "stride_ms": args.stride_ms,
         "positives": [str(shown(p)) for p in args.positives], "negatives": [str(shown(p)) for p in args.negatives],

@@ -49,6 +49,6 @@ def test_replay_grid_is_decision_logic(config):
 def test_at_recall_takes_the_highest_threshold_that_reaches_it():
     rows = [{"threshold": 0.5, "recall": 0.8, "fa_per_hour": 90}, {"threshold": 0.9, "recall": 0.6, "fa_per_hour": 20},
             {"threshold": 0.99, "recall": 0.3, "fa_per_hour": 2}]
-    assert decisions.at_recall(rows, 0.6)["threshold"] == 0.9
-    assert decisions.at_recall(rows, 0.7)["threshold"] == 0.5
+    assert decisions.at_recall(rows, 0.6) == rows[1]
+    assert decisions.at_recall(rows, 0.7) == {"threshold": 0.5, "recall": 0.8, "fa_per_hour": pytest.approx(55)}
     assert decisions.at_recall(rows, 0.9) is None
