@@ -169,7 +169,7 @@ def info(model, as_json):
     click.echo(f"trained on  {meta.dataset or '?'}")
     for key, value in meta.metrics.items():
         click.echo(f"metric      {key}: {json.dumps(value)}")
-    click.echo(f"thresholds  {json.dumps(meta.thresholds)}")
+    click.echo(f"thresholds  {json.dumps(meta.thresholds)} (patience {meta.patience})")
     if meta.embedding:
         click.echo(f"embedding   output {meta.embedding['output']!r}, {meta.embedding['size']} values")
     if meta.enrollment:
