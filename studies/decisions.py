@@ -48,11 +48,14 @@ PATIENCE = (1, 2, 3, 4)
 SMOOTHING_S = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 REFRACTORY_S = (0.0, 1.0, 2.0)
 #: One threshold for every keyword; dense near 1, where a quiet model's scores live.
-THRESHOLDS = tuple(sorted({float(t) for t in np.round(np.concatenate([np.arange(0.30, 0.985, 0.01),
+THRESHOLDS = tuple(sorted({float(t) for t in np.round(np.concatenate([np.arange(0.10, 0.985, 0.01),
                                                                      1 - np.geomspace(0.01, 1e-4, 21)]), 5)}))
 #: Besides the model's own thresholds, the operating points compared: the recall the shipped
 #: rule reaches at a loose and at a strict threshold, so the targets suit any model.
 TARGET_AT_THRESHOLDS = (0.5, 0.95)
+THIRDS = 3
+TOP = 5  # settings listed per target besides the shipped one
+GRID_REFRACTORY_S = 1.0  # the patience x smoothing grid is drawn at this refractory
 KEEP = "<!-- KEEP: studies/decisions.py rewrites what is above this line and keeps what is below -->"
 
 
@@ -111,13 +114,18 @@ def figures(model, runs_pos, truths, runs_neg, config, stride_ms) -> list[dict]:
         per.append([[Detection(keywords[k], s, float(run.trace.times[t])) for t, k, s in row] for row in found])
     neg_hours = sum(r.seconds for r in runs_neg) / 3600
     pos_hours = sum(r.seconds for r in runs_pos) / 3600
+    # The negatives end to end, cut in THIRDS equal spans: does a setting win in each of them?
+    offsets = np.cumsum([0.0] + [r.seconds for r in runs_neg])
     rows = []
     for i, th in enumerate(THRESHOLDS):
         scores = [score_detections(per[j][i], truths[j], keywords) for j in range(len(runs_pos))]
         spoken = sum(s.n_keywords for s in scores)
         latency = [x for s in scores for x in s.latencies]
-        rows.append({"threshold": float(th), "recall": sum(len(s.hits) for s in scores) / spoken,
-                     "fa_per_hour": sum(len(per[len(runs_pos) + j][i]) for j in range(len(runs_neg))) / neg_hours,
+        alarms = np.array([offsets[j] + d.time for j in range(len(runs_neg)) for d in per[len(runs_pos) + j][i]])
+        thirds = np.histogram(alarms, bins=THIRDS, range=(0, offsets[-1]))[0] / (neg_hours / THIRDS)
+        hits = sum(len(s.hits) for s in scores)
+        rows.append({"threshold": float(th), "recall": hits / spoken, "hits": hits, "false_alarms": len(alarms),
+                     "fa_per_hour": len(alarms) / neg_hours, "fa_per_hour_thirds": thirds.tolist(),
                      "fa_per_hour_positives": sum(len(s.false_alarms) for s in scores) / pos_hours,
                      "latency_median_s": float(np.median(latency)) if latency else None})
     return rows
@@ -138,7 +146,17 @@ def at_recall(rows: list[dict], target: float) -> dict | None:
         short = rows[i + 1]
         f = (hit["recall"] - target) / (hit["recall"] - short["recall"])
         hit["fa_per_hour"] += f * (short["fa_per_hour"] - hit["fa_per_hour"])
+        hit["fa_per_hour_thirds"] = [a + f * (b - a) for a, b in zip(hit["fa_per_hour_thirds"],
+                                                                     short["fa_per_hour_thirds"])]
     return hit
+
+
+def rounded(row: dict | None) -> dict | None:
+    """``row`` with its figures to 4 significant decimals, as the JSON keeps them."""
+    if row is None:
+        return None
+    return {k: [round(x, 1) for x in v] if isinstance(v, list) else round(v, 4) if isinstance(v, float) else v
+            for k, v in row.items()}
 
 
 def shipped_recall(model, runs_pos, truths, stride_ms) -> float:
@@ -183,28 +201,35 @@ def markdown(report: dict, command: str) -> str:
     ]
     lines += ["", "Where the threshold that reaches a target overshoots it, false alarms per hour are interpolated "
               "linearly in recall towards the next threshold up, so no setting is charged for the grid's step "
-              "(the figures per threshold are in the JSON). Counts are Poisson: a cell of n false alarms on the "
+              "(the curve of every setting is in the JSON). Counts are Poisson: a cell of n false alarms on the "
               f"negatives is uncertain by about 2 sqrt(n); {report['negative_minutes']:.0f} min of negatives make "
               f"one false alarm {60 / report['negative_minutes']:.1f} per hour."]
     for target in report["targets"]:
-        best = min((c for c in cfgs if c["at"][str(target)]), key=lambda c: c["at"][str(target)]["fa_per_hour"],
-                   default=None)
-        base = next(c for c in cfgs if c["key"] == shipped)["at"][str(target)]
+        t = str(target)
+        ranked = sorted((c for c in cfgs if c["at"][t]), key=lambda c: c["at"][t]["fa_per_hour"])
+        shown_rows = [c for c in cfgs if c["key"] == shipped] + [c for c in ranked if c["key"] != shipped][:TOP]
         lines += ["", f"## Recall {target:.3f}", "",
-                  f"Default rule: {cell(base)}; fewest false alarms: " +
-                  ("–" if best is None else f"{best['key']}: {cell(best['at'][str(target)])}, latency median "
-                   f"{best['at'][str(target)]['latency_median_s']:.2f} s (default rule: "
-                   f"{base['latency_median_s']:.2f} s)" if base else f"{best['key']}: {cell(best['at'][str(target)])}"),
-                  ""]
-        for refractory in REFRACTORY_S:
-            lines += [f"False alarms per hour (threshold), refractory {refractory:g} s:", "",
-                      "| patience \\ smoothing | " + " | ".join(f"{s:g} s" for s in SMOOTHING_S) + " |",
-                      "|---" * (len(SMOOTHING_S) + 1) + "|"]
-            for p in PATIENCE:
-                row = [next(c for c in cfgs if c["key"] == key(DecisionConfig(s, refractory, p)))["at"][str(target)]
-                       for s in SMOOTHING_S]
-                lines.append(f"| {p} | " + " | ".join(cell(r) for r in row) + " |")
-            lines.append("")
+                  f"The shipped rule and the {TOP} settings with the fewest false alarms:", "",
+                  "| setting | false alarms / hour | in each third of the negatives | threshold | latency median |",
+                  "|---|---|---|---|---|"]
+        for c in shown_rows:
+            a = c["at"][t]
+            lines.append(f"| {c['key']}{' (shipped)' if c['key'] == shipped else ''} | " + (
+                "– | – | – | – |" if a is None else
+                f"{a['fa_per_hour']:.0f} | {' / '.join(f'{x:.0f}' for x in a['fa_per_hour_thirds'])} | "
+                f"{a['threshold']:g} | {a['latency_median_s']:.2f} s |"))
+        mean = {r: np.mean([c["at"][t]["fa_per_hour"] for c in cfgs if c["refractory_s"] == r and c["at"][t]])
+                for r in REFRACTORY_S}
+        lines += ["", "Refractory " + " / ".join(f"{r:g}" for r in REFRACTORY_S) + " s: "
+                  + " / ".join(f"{m:.0f}" for m in mean.values())
+                  + " false alarms per hour, the mean over the patience x smoothing cells that reach the target.",
+                  "", f"False alarms per hour (threshold), refractory {GRID_REFRACTORY_S:g} s:", "",
+                  "| patience \\ smoothing | " + " | ".join(f"{x:g} s" for x in SMOOTHING_S) + " |",
+                  "|---" * (len(SMOOTHING_S) + 1) + "|"]
+        for patience in PATIENCE:
+            row = [next(c for c in cfgs if c["key"] == key(DecisionConfig(x, GRID_REFRACTORY_S, patience)))["at"][t]
+                   for x in SMOOTHING_S]
+            lines.append(f"| {patience} | " + " | ".join(cell(r) for r in row) + " |")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -244,8 +269,10 @@ def main(argv=None) -> int:
         "keywords_spoken": sum(sum(r.label in keywords_of(model) for r in t) for t in truths),
         "shipped": key(shipped_rule), "shipped_recall": shipped, "targets": targets, "thresholds": list(THRESHOLDS),
         "settings": [{"key": key(c), "patience": c.patience, "smoothing_s": c.smoothing_s,
-                      "refractory_s": c.refractory_s, "curve": curves[key(c)],
-                      "at": {str(t): at_recall(curves[key(c)], t) for t in targets}} for c in settings],
+                      "refractory_s": c.refractory_s,
+                      # per threshold of "thresholds": keywords found, false alarms on the negatives
+                      "curve": {k: [r[k] for r in curves[key(c)]] for k in ("hits", "false_alarms")},
+                      "at": {str(t): rounded(at_recall(curves[key(c)], t)) for t in targets}} for c in settings],
         "cpu_seconds": round(time.process_time() - started, 1),
     }
     command = "python studies/decisions.py " + " ".join(
@@ -254,7 +281,7 @@ def main(argv=None) -> int:
     md_path, json_path = args.out.with_suffix(".md"), args.out.with_suffix(".json")
     kept = md_path.read_text().split(KEEP, 1)[1] if md_path.exists() and KEEP in md_path.read_text() else "\n"
     md_path.write_text(markdown(report, command) + "\n" + KEEP + kept)
-    json_path.write_text(json.dumps(report, indent=1) + "\n")
+    json_path.write_text(json.dumps(report, separators=(",", ":")) + "\n")
     print(f"wrote {md_path} and {json_path} ({report['cpu_seconds']:.0f} s CPU)", file=sys.stderr)
     return 0
 

@@ -47,8 +47,10 @@ def test_replay_grid_is_decision_logic(config):
 
 
 def test_at_recall_takes_the_highest_threshold_that_reaches_it():
-    rows = [{"threshold": 0.5, "recall": 0.8, "fa_per_hour": 90}, {"threshold": 0.9, "recall": 0.6, "fa_per_hour": 20},
-            {"threshold": 0.99, "recall": 0.3, "fa_per_hour": 2}]
+    rows = [{"threshold": t, "recall": r, "fa_per_hour": fa, "fa_per_hour_thirds": [fa, fa / 2, 0]}
+            for t, r, fa in ((0.5, 0.8, 90), (0.9, 0.6, 20), (0.99, 0.3, 2))]
     assert decisions.at_recall(rows, 0.6) == rows[1]
-    assert decisions.at_recall(rows, 0.7) == {"threshold": 0.5, "recall": 0.8, "fa_per_hour": pytest.approx(55)}
+    halfway = decisions.at_recall(rows, 0.7)  # between 0.5 and 0.9, so the false alarms too
+    assert halfway["threshold"] == 0.5 and halfway["fa_per_hour"] == pytest.approx(55)
+    assert halfway["fa_per_hour_thirds"] == pytest.approx([55, 27.5, 0])
     assert decisions.at_recall(rows, 0.9) is None
