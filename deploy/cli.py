@@ -223,7 +223,8 @@ def devices():
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw the sweep to this PNG (implies --sweep-thresholds; needs matplotlib).")
 @json_option()
-def eval_stream(model, input_path, truth_csv, thresholds, patience, stride_ms, do_sweep, target_fa_per_hour, plot_path, as_json):
+def eval_stream(model, input_path, truth_csv, thresholds, patience, stride_ms, do_sweep, target_fa_per_hour, plot_path,
+                as_json):
     """Run the listening engine over a long WAV and score it against what was said.
 
     The same front end, smoothing, thresholds and refractory as `kwspi listen`

@@ -136,6 +136,7 @@ def test_figures_per_engine_and_voice_when_the_truth_says_who_spoke():
     # A truth file without speakers gives no breakdown, and the report then prints none.
     assert by_speaker(score, [TruthRow(t.label, t.start_s, t.end_s) for t in truth]) == {}
     report = {"input": "s.wav", "hours": 0.01, "model": "m", "stride_ms": 100, "thresholds": {"yes": 0.5},
+              "patience": 1,
               **summarize(score, 36.0, ["yes", "no", "go", "up"]), "false_alarm_sources": [], **r}
     lines = text_report(report)
     assert any(line.split()[:4] == ["piper", "1", "0", "0.000"] for line in lines)

@@ -152,4 +152,5 @@ def test_mining_loads_no_torch():
     import sys
 
     probe = "import sys, kwspi.deploy.evaluation.mining; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
