@@ -1,11 +1,15 @@
 """What patience, smoothing and the refractory rule buy at equal recall (issue 12, item 3).
 
     E=mbrola,rhvoice,piper,kokoro   # engines the bundled model (espeak-ng only) never heard
-    kwspi synth-stream data/decisions/heldout-20db.wav --seconds 300 --snr-db 20 --engines $E --seed 11
-    kwspi synth-stream data/decisions/heldout-10db.wav --seconds 300 --snr-db 10 --engines $E --seed 12
-    kwspi synth-stream data/decisions/negative.wav --seconds 1800 --snr-db 15 --negative --engines $E --seed 13
-    .venv/bin/python studies/decisions.py --positives data/decisions/heldout-20db.wav \\
-        --positives data/decisions/heldout-10db.wav --negatives data/decisions/negative.wav
+    for speech in phrase joined; do  # phrases said in one go, and word by word
+      d=data/decisions/$speech
+      kwspi synth-stream $d/heldout-20db.wav --seconds 300 --snr-db 20 --engines $E --speech $speech --seed 11
+      kwspi synth-stream $d/heldout-10db.wav --seconds 300 --snr-db 10 --engines $E --speech $speech --seed 12
+      kwspi synth-stream $d/negative-15db.wav --seconds 1800 --snr-db 15 --negative --engines $E \\
+          --speech $speech --seed 13
+    done
+    .venv/bin/python studies/decisions.py $(for d in data/decisions/*/; do
+        echo --positives $d/heldout-20db.wav --positives $d/heldout-10db.wav --negatives $d/negative-15db.wav; done)
 
 The network runs once per stream, through the listening engine (:func:`run_stream`: the same
 front end, stride and model as ``kwspi listen``). Every decision setting (patience x
@@ -240,7 +244,8 @@ def main(argv=None) -> int:
                     help="stream with keywords; its truth CSV beside it (repeatable)")
     ap.add_argument("--negatives", type=Path, action="append", required=True,
                     help="stream without keywords (repeatable)")
-    ap.add_argument("--data", default="mbrola, rhvoice, piper, kokoro; 10 and 20 dB with keywords, 15 dB without",
+    ap.add_argument("--data", default="mbrola, rhvoice, piper, kokoro; 10 and 20 dB with keywords, 15 dB without; "
+                    "phrases said in one go and word by word",
                     help="what the streams are, for the report")
     ap.add_argument("--stride-ms", type=int, default=DEFAULT_STRIDE_MS)
     ap.add_argument("--recall", type=float, action="append",
