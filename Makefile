@@ -101,7 +101,7 @@ demo: setup voices
 # trained without one engine, scored on it), whose figures go into the model's metadata: a model
 # trained on every engine has no engine left to be measured on (results/recipe.md).
 # Speakers per engine: keywords, 25 other words, 46 sound-alike words (all in _unknown_).
-BUNDLE_POOLS  := espeak:600:150:100 mbrola:300:80:40 rhvoice:150:40:20 piper:60:16:0 kokoro:96:24:0
+BUNDLE_POOLS  := espeak:600:150:100 mbrola:300:80:40 rhvoice:150:40:20 piper:20:16:0 kokoro:96:24:0
 BUNDLE_TRAIN  := --epochs 10 --batch-size 100 --lr 0.1 --views 2 --label-smoothing 0
 KEYWORDS      := yes,no,up,down,left,right,on,off,stop,go
 OTHER_WORDS   := bed,bird,cat,dog,eight,five,four,happy,house,marvin,nine,one,seven,sheila,six,three,tree,two,wow,zero,backward,follow,forward,learn,visual
@@ -118,7 +118,7 @@ default-model: setup voices real-voices
 	    --out runs/bundle-folds --figures runs/bundle/folds.json
 	$(BIN)/kwspi export runs/bundle/checkpoint.pt --out kwspi/models/default.onnx --float-out runs/bundle/float.onnx \
 	    --eval-data data/real-voices --figures runs/bundle/folds.json --threshold $(THRESHOLD) \
-	    --dataset-name "synthetic speech of 5 voice engines: espeak-ng (600 speakers), MBROLA (300; 20 voices), RHVoice (150; bdl, clb, evgeniy-eng, lyubov), Piper (60; joe), Kokoro (96; 14 voices and blends) saying the 10 keywords; a quarter as many saying 25 other words and a sixth 46 sound-alike words (espeak-ng, MBROLA, RHVoice)"
+	    --dataset-name "synthetic speech of 5 voice engines: espeak-ng (600 speakers), MBROLA (300; 20 voices), RHVoice (150; bdl, clb, evgeniy-eng, lyubov), Piper (20; joe), Kokoro (96; 14 voices and blends) saying the 10 keywords; a quarter as many saying 25 other words and a sixth 46 sound-alike words (espeak-ng, MBROLA, RHVoice)"
 
 # Real human voices (train/speech/real.py, results/real-voices.md): the English clips of two
 # Debian main packages, hedgewars-data (GFDL-1.3) and klettres-data (GPL-2+), about 210 MB.
