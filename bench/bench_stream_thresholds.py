@@ -24,7 +24,7 @@ from kwspi.train.speech import stream
 from kwspi.train.speech.stream import StreamConfig
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
-VOICES = {"trained": {"exclude_voices": demo.HELD_OUT_VOICES}, "held-out": {"voices": demo.HELD_OUT_VOICES}}
+VOICES = {"trained": {"exclude_voices": demo.DEMO_VOICES}, "held-out": {"voices": demo.DEMO_VOICES}}
 
 
 def configs(seeds: int):

@@ -196,6 +196,8 @@ def main():
     parser.add_argument("--pools-as-they-are", action="store_true",
                         help="use POOLS/ENGINE as made elsewhere (the bundled model's pools) instead of "
                              "making the study's 16 words with voices.py's speakers")
+    parser.add_argument("--without-baseline", action="store_true",
+                        help="train only the ingredients (the baseline's folds are known, or not wanted)")
     parser.add_argument("--figures", type=Path, default=None,
                         help="also write one ingredient's folds as figures for `kwspi export --figures`")
     parser.add_argument("--figures-of", default=BASELINE.name, metavar="NAME", help="that ingredient")
@@ -204,7 +206,7 @@ def main():
     from kwspi.train.executors import LocalExecutor
     from kwspi.train.sweep import run_steps
 
-    ingredients = [BASELINE] + args.ingredient
+    ingredients = ([] if args.without_baseline else [BASELINE]) + args.ingredient
     if args.pools_as_they_are:
         pools = {e: args.pools / e for e in voices.ENGINES}
     else:

@@ -43,7 +43,8 @@ def _torch_side(module: str):
 @click.option("--snr-db", type=float, default=_DEMO.snr_db, show_default=True, help="Speech to noise ratio in dB.")
 @model_option
 @click.option("--voices", default=",".join(_DEMO.voices), show_default=True, metavar="NAMES",
-              help="Comma-separated espeak-ng voices (default: families the bundled model never heard).")
+              help="Comma-separated espeak-ng voices (new speakers for the bundled model; its first "
+                   "editions never heard these families).")
 def demo(out_dir, seconds, seed, snr_db, model, voices):
     """Spot keywords in a synthesized stream and compare with what was said.
 
