@@ -41,12 +41,12 @@ LAZY_COMMANDS = {
     "demo": ("kwspi.train.cli:demo", "Spot keywords in a synthesized stream and compare with what was said."),
     "listen": ("kwspi.deploy.cli:listen", "Listen for keywords in a microphone or a WAV file."),
     "devices": ("kwspi.deploy.cli:devices", "List the audio input devices kwspi can listen to."),
-    "eval-stream": ("kwspi.deploy.cli:eval_stream",
+    "eval-stream": ("kwspi.deploy.evaluation.cli:eval_stream",
                     "Recall, false alarms per hour and latency of a model on a long WAV."),
-    "calibrate": ("kwspi.deploy.cli:calibrate",
+    "calibrate": ("kwspi.deploy.evaluation.cli:calibrate",
                   "Per-keyword thresholds from recordings without keywords, into a new model file."),
     "enroll": ("kwspi.deploy.cli:enroll", "Teach a model your voice: re-fit it on a few takes of each keyword."),
-    "mine": ("kwspi.deploy.cli:mine",
+    "mine": ("kwspi.deploy.evaluation.cli:mine",
              "Cut the windows a model fires on in keyword-free streams into _unknown_ training clips."),
 }
 
