@@ -48,6 +48,8 @@ VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
 #: Who spoke each clip of a synthetic data set (engine, voice, transform...), by speaker id.
 CATALOGUE = "speakers.csv"
+#: Its columns as ``kwspi synth`` writes them (``kwspi mine`` too, so mined folders join).
+SPEAKER_FIELDS = ("speaker", "engine", "voice", "variant", "transform", "family", "speed", "pitch", "split")
 SPLITS = ("training", "validation", "testing")
 #: Every clip of the folder: for a folder of speakers no model has heard.
 ALL = "all"
@@ -175,6 +177,16 @@ def _read_list(path: Path) -> set[str]:
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
+def csv_text(fields, rows) -> str:
+    """``rows`` (dicts) as CSV text with header ``fields``: a missing value is empty and a
+    key not in ``fields`` is left out."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), restval="", extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
 def read_catalogue(root) -> dict[str, dict[str, str]]:
     """A synthetic data set's ``speakers.csv`` as speaker id -> row; empty for a folder
     without one, such as GSC. Rows written before engines existed get theirs from the voice
@@ -208,7 +220,6 @@ def combine(pools: list[Path], dst: Path) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     wanted: dict[str, Path] = {}
     lists = {TESTING_LIST: [], VALIDATION_LIST: []}
-    header: list[str] = []
     rows: dict[str, dict] = {}
     for i, src in enumerate(pools):
         src = src.resolve()
@@ -218,12 +229,8 @@ def combine(pools: list[Path], dst: Path) -> Path:
         for name in lists:
             if (src / name).exists():
                 lists[name] += (src / name).read_text().split()
-        if (src / CATALOGUE).exists():
-            with open(src / CATALOGUE, newline="") as f:
-                reader = csv.DictReader(f)
-                header += [c for c in reader.fieldnames or () if c not in header]
-                for row in reader:
-                    rows.setdefault(row["speaker"], row)
+        for speaker, row in read_catalogue(src).items():
+            rows.setdefault(speaker, row)
     for link in list(dst.glob("*/*.wav")):
         if link.relative_to(dst).as_posix() not in wanted:
             link.unlink()
@@ -236,10 +243,7 @@ def combine(pools: list[Path], dst: Path) -> Path:
             link.symlink_to(target)
     for name, clips in lists.items():
         _write_if_changed(dst / name, "".join(f"{c}\n" for c in sorted(set(clips))))
-    if header:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=header, restval="", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows[s] for s in sorted(rows))
-        _write_if_changed(dst / CATALOGUE, buf.getvalue())
+    if rows:
+        fields = list(dict.fromkeys(f for row in rows.values() for f in row))  # every pool's columns, in order
+        _write_if_changed(dst / CATALOGUE, csv_text(fields, (rows[s] for s in sorted(rows))))
     return dst

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from deploy_fixtures import NOISE_RMS, RATE, burst, shared_centroid_model, write_wav
 from kwspi import gsc
 from kwspi.cli import main
-from kwspi.deploy.evaluation.mining import (MANIFEST, MINED_WORD, SPEAKER_FIELDS, MiningConfig, NegativeStream,
+from kwspi.deploy.evaluation.mining import (MANIFEST, MINED_WORD, MiningConfig, NegativeStream,
                                             Window, draw, mine, spread)
 from kwspi.deploy.evaluation.truth import TruthRow, read_truth
 from kwspi.deploy.model import LoadedModel
@@ -108,13 +108,7 @@ def test_the_folder_trains_as_unknown_with_each_voice_a_speaker(model, tmp_path)
     for c in clips:
         assert catalogue[gsc.speaker_of(c.clip)]["voice"] == c.voice
     with open(out / gsc.CATALOGUE, newline="") as f:
-        assert tuple(csv.DictReader(f).fieldnames) == SPEAKER_FIELDS
-
-
-def test_speaker_columns_are_synths():
-    from kwspi.train.speech.catalogue import SPEAKER_FIELDS as SYNTH_FIELDS
-
-    assert SPEAKER_FIELDS == SYNTH_FIELDS
+        assert tuple(csv.DictReader(f).fieldnames) == gsc.SPEAKER_FIELDS  # synth's (test_transforms)
 
 
 def test_spread_keeps_the_best_of_neighbours_and_draw_keeps_order():

@@ -21,8 +21,9 @@ from click.testing import CliRunner
 from scipy import signal
 from scipy.linalg import solve_toeplitz
 
+from kwspi import gsc
 from kwspi.cli import main
-from kwspi.train.speech import catalogue, effects, engines, synth, transforms
+from kwspi.train.speech import effects, engines, synth, transforms
 from kwspi.train.speech.engines import Speaker, SynthError
 from kwspi.train.speech.transforms import Transform
 
@@ -321,7 +322,7 @@ def test_catalogue_row_of_a_transformed_speaker(tmp_path, fake):
     assert summary.written == 8
     with open(tmp_path / "d" / "speakers.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == list(catalogue.SPEAKER_FIELDS)
+    assert list(rows[0]) == list(gsc.SPEAKER_FIELDS)
     assert sorted(bool(r["transform"]) for r in rows) == [False, False, True, True]
     for r in rows:
         spk = Speaker(r["voice"], r["variant"], int(r["speed"]), int(r["pitch"]), r["engine"], r["transform"])

@@ -29,7 +29,6 @@ from __future__ import annotations
 import bisect
 import csv
 import hashlib
-import io
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +54,6 @@ from kwspi.deploy.sources import SAMPLE_RATE, WavSource
 MINED_WORD = "mined"
 MANIFEST = "mined.csv"
 MANIFEST_FIELDS = ("clip", "stream", "start_s", "end_s", "heard", "score", "said", "engine", "voice")
-#: ``kwspi synth``'s ``speakers.csv`` columns (``kwspi.train.speech.catalogue.SPEAKER_FIELDS``,
-#: which the runtime cannot import; a test keeps the two equal).
-SPEAKER_FIELDS = ("speaker", "engine", "voice", "variant", "transform", "family", "speed", "pitch", "split")
 
 
 class MiningError(KwspiError):
@@ -237,21 +233,12 @@ def _clear(out: Path) -> None:
                 (out / row["clip"]).unlink(missing_ok=True)
 
 
-def _csv(fields: Sequence[str], rows: Sequence[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def _write_catalogues(out: Path, clips: Sequence[MinedClip]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / MANIFEST, _csv(MANIFEST_FIELDS, [
+    write_text(out / MANIFEST, gsc.csv_text(MANIFEST_FIELDS, [
         {f: getattr(c, f) for f in MANIFEST_FIELDS} | {"stream": str(shown(c.stream))} for c in clips]))
     speakers = {gsc.speaker_of(c.clip): c for c in clips}
-    write_text(out / gsc.CATALOGUE, _csv(SPEAKER_FIELDS, [
-        {"speaker": s, "engine": c.engine, "voice": c.voice, "split": "training"} | dict.fromkeys(
-            ("variant", "transform", "family", "speed", "pitch"), "") for s, c in sorted(speakers.items())]))
+    write_text(out / gsc.CATALOGUE, gsc.csv_text(gsc.SPEAKER_FIELDS, [
+        {"speaker": s, "engine": c.engine, "voice": c.voice, "split": "training"} for s, c in sorted(speakers.items())]))
     for name in (gsc.VALIDATION_LIST, gsc.TESTING_LIST):  # lists present and empty: every clip trains
         write_text(out / name, "")

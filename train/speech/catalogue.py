@@ -6,8 +6,6 @@ Split by GSC's hash rule on the speaker id, so a speaker's clips all fall in one
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Iterable
 
@@ -30,9 +28,6 @@ def write_split_lists(out_dir) -> dict[str, int]:
     return {s: len(c) for s, c in splits.items()}
 
 
-SPEAKER_FIELDS = ("speaker", "engine", "voice", "variant", "transform", "family", "speed", "pitch", "split")
-
-
 def write_speakers_csv(out_dir, speakers: Iterable[Speaker]) -> Path:
     """Write ``speakers.csv``, merged with the rows of an earlier run, sorted by speaker id.
 
@@ -42,11 +37,7 @@ def write_speakers_csv(out_dir, speakers: Iterable[Speaker]) -> Path:
     rows = gsc.read_catalogue(out_dir)
     for s in speakers:
         split = gsc.which_set(f"{s.id}_nohash_0.wav")
-        rows[s.id] = dict(zip(SPEAKER_FIELDS, (s.id, s.engine, s.voice, s.variant, s.transform, s.family,
+        rows[s.id] = dict(zip(gsc.SPEAKER_FIELDS, (s.id, s.engine, s.voice, s.variant, s.transform, s.family,
                                                s.speed, s.pitch, split)))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SPEAKER_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows[k] for k in sorted(rows))
-    write_text(path, buf.getvalue())
+    write_text(path, gsc.csv_text(gsc.SPEAKER_FIELDS, (rows[k] for k in sorted(rows))))
     return path
