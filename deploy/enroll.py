@@ -37,7 +37,7 @@ from kwspi.clips import to_pcm16
 from kwspi.features import SAMPLE_RATE, clip_features
 from kwspi.metrics import softmax
 from kwspi.modelfile import with_metadata
-from kwspi.modelinfo import ModelInfo, decode_array, encode_array
+from kwspi.modelinfo import ModelInfo, decode_array, encode_array, run_batched
 from kwspi.progress import Progress, silent
 
 from kwspi.deploy.model import LoadedModel
@@ -115,9 +115,7 @@ def embed(model: LoadedModel, clips: list[np.ndarray]) -> np.ndarray:
         return np.zeros((0, size))
     cfg = model.features
     X = np.stack([clip_features(to_pcm16(c), cfg) for c in clips])  # 16-bit, as training read its clips
-    X = X[:, None].astype(np.float32)
-    return np.concatenate([model.session.run([name], {model.input_name: X[i:i + 256]})[0]
-                           for i in range(0, len(X), 256)]).astype(np.float64)
+    return run_batched(model.session, name, X[:, None].astype(np.float32)).astype(np.float64)
 
 
 @dataclass(frozen=True)

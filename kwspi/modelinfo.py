@@ -205,12 +205,17 @@ def enrolled_head(info: ModelInfo, path="model") -> tuple[np.ndarray, np.ndarray
     return weight, bias
 
 
-def batch_logits(session, info: ModelInfo, X: np.ndarray, path="model", batch: int = 256) -> np.ndarray:
-    """Logits ``[len(X), n_labels]`` of feature windows ``X [N, 1, n_mfcc, n_frames]``, through
-    the enrolled head when the model has one (as :class:`kwspi.deploy.model.LoadedModel` does)."""
+def run_batched(session, output: str, X: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The graph's ``output`` for feature windows ``X [N, 1, n_mfcc, n_frames]``, ``batch``
+    windows per call (bounded memory for a whole data set)."""
+    return np.concatenate([session.run([output], {INPUT_NAME: X[i:i + batch]})[0] for i in range(0, len(X), batch)])
+
+
+def batch_logits(session, info: ModelInfo, X: np.ndarray, path="model") -> np.ndarray:
+    """Logits ``[len(X), n_labels]`` of feature windows ``X``, through the enrolled head when
+    the model has one (as :class:`kwspi.deploy.model.LoadedModel` does)."""
     head = enrolled_head(info, path)
-    output = info.embedding.get("output") if head is not None else OUTPUT_NAME
-    out = np.concatenate([session.run([output], {INPUT_NAME: X[i:i + batch]})[0] for i in range(0, len(X), batch)])
+    out = run_batched(session, OUTPUT_NAME if head is None else info.embedding.get("output"), X)
     return out if head is None else out @ head[0].T + head[1]
 
 
