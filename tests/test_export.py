@@ -82,6 +82,14 @@ def test_bank_rows_are_even_over_the_labels_and_never_repeat():
     assert len(bank_rows(labels, 1000)) == len(labels) and len(bank_rows(labels, 0)) == 0
 
 
+def test_a_speech_share_fills_the_bank_with_unknown_first_and_the_rest_evenly():
+    labels = np.array([0] * 50 + [1] * 40 + [2] * 100)  # 2: _unknown_
+    rows = bank_rows(labels, 30, seed=1, speech=2, speech_share=0.5)
+    assert len(set(rows.tolist())) == 30 and np.bincount(labels[rows]).tolist() == [8, 7, 15]
+    few = np.array([0] * 50 + [1] * 40 + [2] * 3)  # fewer _unknown_ than the share: the others fill up
+    assert np.bincount(few[bank_rows(few, 30, speech=2, speech_share=0.5)]).tolist() == [14, 13, 3]
+
+
 def test_qat_weights_pass_through_quantization_unchanged(exported):
     model, _, _, tmp = exported
     # The first conv's int8 weights, dequantized, must equal the BN-folded QAT weights.

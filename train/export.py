@@ -75,16 +75,21 @@ def with_classifier(model: torch.nn.Module, info: ModelInfo) -> ModelInfo:
                                "bias": encode_array(layer.bias.detach().cpu().numpy(), "<f4")})
 
 
-def bank_rows(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
-    """Up to ``size`` row indices of ``labels``, as even over the labels as the data allows:
-    the examples whose embeddings the model carries as its bank."""
+def bank_rows(labels: np.ndarray, size: int, seed: int = 0, speech: int | None = None,
+              speech_share: float = 0.0) -> np.ndarray:
+    """Up to ``size`` row indices of ``labels``: the examples whose embeddings the model
+    carries as its bank. ``speech_share`` of them (as far as there are) have the label
+    ``speech`` (``_unknown_``: other words), the rest are as even over the other labels as the
+    data allows; without ``speech``, all are even over all labels."""
     rng = np.random.default_rng(seed)
-    per_label = [rng.permutation(np.flatnonzero(labels == k)) for k in np.unique(labels)]
+    per_label = {int(k): rng.permutation(np.flatnonzero(labels == k)) for k in np.unique(labels)}
     picked: list[int] = []
-    for rank in range(max((len(p) for p in per_label), default=0)):  # round-robin over the labels
-        picked += [int(p[rank]) for p in per_label if rank < len(p)]
+    if speech in per_label:
+        picked += per_label.pop(speech)[:int(round(size * speech_share))].tolist()
+    for rank in range(max((len(p) for p in per_label.values()), default=0)):  # round-robin over the labels
         if len(picked) >= size:
             break
+        picked += [int(p[rank]) for p in per_label.values() if rank < len(p)]
     return np.sort(np.array(picked[:size], dtype=np.int64))
 
 

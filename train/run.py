@@ -260,7 +260,8 @@ def export_run(cfg: ExportRun, progress: Progress = silent) -> tuple[dict, dict]
             continue
         metrics[name] = {"accuracy": round(report["accuracy"], 5), "n": report["n"]}
     metrics.update(figures)
-    rows = bank_rows(y.numpy(), cfg.bank_size, seed)
+    rows = bank_rows(y.numpy(), cfg.bank_size, seed, labels.index(gsc.UNKNOWN) if gsc.UNKNOWN in labels else None,
+                     cfg.bank_speech_share)
     session, written = open_session(cfg.out)
     embeddings = session.run([EMBEDDING_NAME], {INPUT_NAME: X[rows].numpy()})[0]  # as the int8 graph sees them
     bank = {"embeddings": encode_array(embeddings, "<f2"),
