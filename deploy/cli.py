@@ -204,7 +204,8 @@ def devices():
 @model_option
 @click.option("--clips", type=click.Path(path_type=Path),
               help="Your takes in Google Speech Commands layout: yes/*.wav, no/*.wav, ... (any of the model's "
-                   "keywords), optional _background_noise_/ (your room) and _unknown_/ (your other words).")
+                   "keywords), optional _background_noise_/ (your room) and _unknown_/ (you saying anything else, "
+                   "a few seconds or more: fewer false alarms).")
 @click.option("--record", is_flag=True, help="Record the takes and the room with the microphone instead.")
 @click.option("--device", "-d", help="With --record: microphone index or part of its name (default input if omitted).")
 @click.option("--keywords", help="With --record: comma-separated keywords to record. [default: all the model's]")
@@ -217,10 +218,13 @@ def enroll(model, clips, record, device, keywords, takes, out, as_json):
     """Adapt a model to your voice and your room, on the Pi, in seconds.
 
     Re-fits the model's final layer on your takes (each shifted in time and mixed
-    with your room's noise), kept close to the original and to the examples of
-    other speakers the model carries, then sets each keyword's threshold from your
-    takes and the room. Writes a new model; `kwspi info` shows how many takes it
-    learned from and its accuracy on each take held out, before and after.
+    with your room's noise) and on your other speech, which it learns is no
+    keyword, kept close to the original and to the examples of other speakers the
+    model carries; then raises each keyword's threshold until the new layer fires
+    on those examples no more than the old one did. With --record it asks for the
+    takes, 10 s of you talking (read the sentence it shows) and 20 s of the quiet
+    room. Writes a new model; `kwspi info` shows how many takes it learned from
+    and its accuracy on each take held out, before and after.
 
     \b
     Example:

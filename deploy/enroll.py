@@ -8,20 +8,21 @@ would need the ``onnx`` package on the Pi and a second quantization of the new w
 12 x 64 matrix product in numpy costs nothing beside the network.
 
 The fit (:func:`fit_head`): multinomial logistic regression on embeddings, started from and
-pulled toward the exported layer (``classifier``) by an L2 term, over three kinds of
-examples, each kind with its share of the loss:
+pulled toward the exported layer (``classifier``) by an L2 term, over two kinds of
+examples, each with its share of the loss:
 
 - the user's takes, each placed at several positions in the window and mixed with slices of
-  the room at a few signal-to-noise ratios (:func:`examples`), and the room itself as
-  ``_silence_`` and the user's other words as ``_unknown_``;
-- the bank the exported model carries: labelled embeddings of the training data, other
-  speakers and negatives, so that they are not forgotten.
+  the room at a few signal-to-noise ratios (:func:`examples`), the room itself as
+  ``_silence_``, and every window of the user's other speech as ``_unknown_``;
+- the bank the exported model carries: labelled embeddings of the training data, half of them
+  other speech (``kwspi export --bank-speech-share``), so that other speakers and negatives
+  are not forgotten. The bank's speech is what keeps false alarms down: with an even bank
+  (a twelfth other speech) an enrolled model raised twice as many (results/enroll.md).
 
-Thresholds (:func:`thresholds`): per keyword, never below the model's own, raised toward the
-loudest score the room, the bank's other labels and the user's other words give that
-keyword, but not above what most of the user's takes reach. Figures (:func:`leave_one_take_out`): each take in turn is
-held out of the fit and scored before and after, so the user sees what changed on takes the
-fit has not seen.
+Thresholds (:func:`thresholds`): per keyword, never below the model's own, raised until the
+new layer fires on no more of everything else than the exported layer did. Figures
+(:func:`leave_one_take_out`): each take in turn is held out of the fit and scored before and
+after, so the user sees what changed on takes the fit has not seen.
 """
 
 from __future__ import annotations
@@ -51,12 +52,15 @@ SNRS_DB = (20.0, 10.0)
 class EnrollConfig:
     """How enrollment turns takes into a head.
 
-    ``shifts``: positions of each take in the window. ``l2``: pull toward the exported layer
-    (per unit of loss). ``bank_share``: the bank's share of the loss (the user's data has the
-    rest). ``iterations``: gradient steps. ``seed``: room slices and bank order.
+    ``shifts``: positions of each take in the window. ``speech_hop_s``: the stride of the
+    windows cut from the user's other speech when it is longer than a window. ``l2``: pull
+    toward the exported layer (per unit of loss). ``bank_share``: the bank's share of the
+    loss (the user's data has the rest). ``iterations``: gradient steps. ``seed``: room
+    slices and bank order.
     """
 
     shifts: int = 5
+    speech_hop_s: float = 0.25
     l2: float = 0.001
     bank_share: float = 0.5
     iterations: int = 400
@@ -84,15 +88,19 @@ def _room_slice(room: np.ndarray, n: int, rng) -> np.ndarray:
 
 
 def windows(take: np.ndarray, room: np.ndarray, cfg: EnrollConfig, rng) -> list[np.ndarray]:
-    """One-window clips of ``take``: at ``cfg.shifts`` positions, each clean and mixed with a
-    slice of the room at every ratio of :data:`SNRS_DB` (the room empty: clean only)."""
+    """One-window clips of ``take``: at ``cfg.shifts`` positions (speech longer than a window:
+    every window of it, ``cfg.speech_hop_s`` apart), each clean and mixed with a slice of the
+    room at every ratio of :data:`SNRS_DB` (the room empty: clean only)."""
     n = SAMPLE_RATE
-    take = take[:n]
-    offsets = np.linspace(0, n - len(take), cfg.shifts).astype(int) if cfg.shifts > 1 else [(n - len(take)) // 2]
+    if len(take) > n:
+        hop = max(int(cfg.speech_hop_s * n), 1)
+        placed = [take[i:i + n] for i in range(0, len(take) - n + 1, hop)]
+    else:
+        offsets = np.linspace(0, n - len(take), cfg.shifts).astype(int) if cfg.shifts > 1 else [(n - len(take)) // 2]
+        placed = [_placed(take, int(offset), n) for offset in offsets]
     out = []
     rms = np.sqrt(np.mean(take.astype(np.float64) ** 2)) + 1e-9
-    for offset in offsets:
-        x = _placed(take, int(offset), n)
+    for x in placed:
         out.append(x)
         for snr in SNRS_DB if len(room) else ():
             noise = _room_slice(room, n, rng).astype(np.float64)
@@ -178,7 +186,10 @@ def _bank(info: ModelInfo) -> tuple[np.ndarray, np.ndarray]:
             decode_array(info.bank["labels"]).astype(np.int64))
 
 
-def _weights(n_user: int, n_bank: int, bank_share: float) -> np.ndarray:
+def weights(n_user: int, n_bank: int, bank_share: float) -> np.ndarray:
+    """Each row's weight in the fit, the user's rows then the bank's: ``bank_share`` of the
+    whole for the bank, the rest for the user. Weighing each label as the bank does instead
+    cost 5 points of the gain for no fewer false alarms (results/enroll.md)."""
     share = bank_share if n_bank else 0.0
     return np.concatenate([np.full(n_user, (1 - share) / max(n_user, 1)), np.full(n_bank, share / max(n_bank, 1))])
 
@@ -189,7 +200,7 @@ def adapt(ex: Examples, bank: tuple[np.ndarray, np.ndarray], base: tuple[np.ndar
     rows = np.ones(len(ex.y), bool) if rows is None else rows
     X = np.vstack([ex.X[rows], bank[0]])
     y = np.concatenate([ex.y[rows], bank[1]])
-    return fit_head(X, y, _weights(int(rows.sum()), len(bank[1]), cfg.bank_share), *base, cfg.l2, cfg.iterations)
+    return fit_head(X, y, weights(int(rows.sum()), len(bank[1]), cfg.bank_share), *base, cfg.l2, cfg.iterations)
 
 
 def accuracy(head, X: np.ndarray, y: np.ndarray) -> float | None:
@@ -219,23 +230,26 @@ def leave_one_take_out(ex: Examples, bank, base, cfg: EnrollConfig) -> dict:
     return {"before": round(hits["before"] / n, 4), "after": round(hits["after"] / n, 4), "windows": n}
 
 
-def thresholds(head, ex: Examples, bank, info: ModelInfo, quantile: float = 0.1) -> dict[str, float]:
-    """Per enrolled keyword: the model's threshold, raised to just above the highest score the
-    keyword gets on the room, the bank's other labels and the user's other words, but not
-    above the ``quantile`` of its takes' scores; never lowered (lowering to the takes' scores
-    tripled false alarms per hour on other voices' speech, results/enroll.md)."""
-    W, b = head
+def thresholds(head, base, ex: Examples, bank, info: ModelInfo) -> dict[str, float]:
+    """Per enrolled keyword: the lowest threshold, never below the model's own, at which the
+    re-fit head fires on no larger a share of everything that is not that keyword (the bank's
+    other labels, the room, the user's other words and other keywords) than the base layer did
+    at the model's threshold. The bank stands for other voices' speech: keeping its share of
+    alarms keeps false alarms per hour on other voices near the base model's
+    (results/enroll.md), which the takes' own scores cannot promise."""
     X = np.vstack([ex.X, bank[0]])
     y = np.concatenate([ex.y, bank[1]])
-    own = np.concatenate([ex.take >= 0, np.zeros(len(bank[1]), bool)])
-    p = softmax(X @ W.T + b)
+    after, before = (softmax(X @ W.T + b) for W, b in (head, base))
     out = dict(info.thresholds)
     for k in np.unique(ex.y[ex.take >= 0]):
         label = info.labels[k]
-        takes, others = p[own & (y == k), k], p[y != k, k]
-        reached = float(np.quantile(takes, quantile))
-        loudest = float(others.max()) + 0.01 if len(others) else 0.0
-        out[label] = round(float(np.clip(max(info.threshold(label), min(loudest, reached)), 0.05, 0.99)), 4)
+        floor = info.threshold(label)
+        others = y != k
+        allowed = int(np.sum(before[others, k] >= floor))
+        # the (allowed + 1)-th loudest other score: firing above it lets at most `allowed` through
+        loudest = np.sort(after[others, k])[::-1]
+        t = float(loudest[allowed]) + 1e-3 if allowed < len(loudest) else floor
+        out[label] = round(float(np.clip(max(floor, t), 0.05, 0.99)), 4)
     return out
 
 
@@ -271,7 +285,7 @@ def enroll_takes(base, takes: Takes, cfg: EnrollConfig = EnrollConfig(), progres
     info = replace(
         model.info,
         head={"weight": encode_array(head[0], "<f4"), "bias": encode_array(head[1], "<f4")},
-        thresholds=thresholds(head, ex, bank, model.info),
+        thresholds=thresholds(head, head0, ex, bank, model.info),
         enrollment={"base": base.name, "base_sha256": hashlib.sha256(data).hexdigest()[:16],
                     "takes": takes.counts(), "room_s": round(len(takes.room) / SAMPLE_RATE, 1),
                     "unknown_takes": len(takes.unknown), "held_out_takes": held_out,

@@ -6,7 +6,9 @@ window around its loudest part) and refused when it is silent (its loudest frame
 :data:`SILENT_DBFS`) or clipped (more than :data:`CLIPPED_SHARE` of its samples at full
 scale): a silent take teaches the model silence, a clipped one a distortion it will not hear
 again. The room is a recording of the place with nobody speaking; ``_unknown_`` clips are the
-user's other words, which the model must not take for keywords.
+user's other speech, which the model must not take for keywords: trimmed of the silence around
+it but never cut to one window, since every window of it is a negative (results/enroll.md
+measures what it buys in false alarms).
 """
 
 from __future__ import annotations
@@ -32,9 +34,13 @@ PAD_S = 0.1
 #: A take with more than this share of its samples at full scale is clipped.
 CLIPPED_SHARE = 0.001
 FRAME_S = 0.02
-#: Seconds recorded per take, and of the room, by ``kwspi enroll --record``.
+#: Seconds recorded per take, of the user's other speech, and of the room, by ``kwspi enroll --record``.
 TAKE_S = 2.0
+SPEECH_S = 10.0
 ROOM_S = 20.0
+#: What the user is asked to read for their other speech: no keyword, and none of their
+#: sound-alikes, so that every window of it is ``_unknown_``.
+READ_ALOUD = "A cup of tea with milk, the paper by the window, and a walk to the shops after lunch."
 #: Takes refused in a row before recording gives up on a word.
 MAX_RETRIES = 5
 
@@ -92,6 +98,11 @@ def trim(x: np.ndarray, rate: int = SAMPLE_RATE, window_s: float = 1.0) -> np.nd
     return np.asarray(x[start:end], np.float32)
 
 
+def trim_speech(x: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Other speech ``x`` with the silence before and after it trimmed, however long it is."""
+    return trim(x, rate, window_s=len(x) / rate)
+
+
 def checked(x: np.ndarray, where: str) -> np.ndarray:
     """``x`` trimmed, or a one-line :class:`TakeError` naming ``where`` and what is wrong."""
     why = problem(x)
@@ -127,7 +138,7 @@ def read_takes(folder, labels: Iterable[str]) -> Takes:
     for f in sorted((folder / gsc.UNKNOWN).glob("*.wav")):
         x = _read(f)
         if problem(x) is None:  # other speech is optional: a bad clip is left out, not fatal
-            others.append(trim(x))
+            others.append(trim_speech(x))
     room = np.concatenate(noise).astype(np.float32) if noise else np.zeros(0, np.float32)
     return Takes(words=words, room=room, unknown=tuple(others))
 
@@ -145,10 +156,25 @@ def take_audio(blocks: Iterator[np.ndarray], seconds: float) -> np.ndarray:
     return np.concatenate(got)[:want].astype(np.float32)
 
 
+def accepted(blocks: Iterator[np.ndarray], seconds: float, say: Callable[[str], None], prompt: str,
+             what: str) -> np.ndarray:
+    """``seconds`` of audio after ``prompt``, asked for again while silent or clipped, at most
+    :data:`MAX_RETRIES` times in a row."""
+    for _ in range(MAX_RETRIES + 1):
+        say(prompt)
+        x = take_audio(blocks, seconds)
+        why = problem(x)
+        if why is None:
+            return x
+        say(f"  that take was {why}; again")
+    raise TakeError(f"{MAX_RETRIES + 1} takes of {what} in a row were refused; check the microphone with `kwspi devices`")
+
+
 def record_takes(source, keywords: Iterable[str], takes: int, say: Callable[[str], None],
-                 take_s: float = TAKE_S, room_s: float = ROOM_S) -> Takes:
-    """Record ``takes`` takes of each keyword and ``room_s`` of the room from ``source``
-    (anything with ``blocks(stop)``, such as :class:`~kwspi.deploy.mic.MicSource`).
+                 take_s: float = TAKE_S, speech_s: float = SPEECH_S, room_s: float = ROOM_S) -> Takes:
+    """Record ``takes`` takes of each keyword, ``speech_s`` of the user's other speech (0:
+    none) and ``room_s`` of the room from ``source`` (anything with ``blocks(stop)``, such as
+    :class:`~kwspi.deploy.mic.MicSource`).
 
     ``say(text)`` shows the user a prompt. A take that is silent or clipped is asked for
     again, at most :data:`MAX_RETRIES` times in a row.
@@ -156,22 +182,14 @@ def record_takes(source, keywords: Iterable[str], takes: int, say: Callable[[str
     stop = threading.Event()
     blocks = source.blocks(stop)
     try:
-        words = {}
-        for word in keywords:
-            got = []
-            while len(got) < takes:
-                for attempt in range(MAX_RETRIES + 1):
-                    say(f"say '{word}' ({len(got) + 1} of {takes})")
-                    x = take_audio(blocks, take_s)
-                    why = problem(x)
-                    if why is None:
-                        got.append(trim(x))
-                        break
-                    say(f"  that take was {why}; again")
-                else:
-                    raise TakeError(f"{MAX_RETRIES + 1} takes of '{word}' in a row were refused; "
-                                    "check the microphone with `kwspi devices`")
-            words[word] = tuple(got)
+        words = {word: tuple(trim(accepted(blocks, take_s, say, f"say '{word}' ({i + 1} of {takes})", f"'{word}'"))
+                             for i in range(takes))
+                 for word in keywords}
+        speech = ()
+        if speech_s > 0:
+            said = accepted(blocks, speech_s, say, f"now talk for {speech_s:g} s, anything but the keywords; "
+                            f"for example, read aloud: \"{READ_ALOUD}\"", "other speech")
+            speech = (trim_speech(said),)
         say(f"now quiet, please: recording {room_s:g} s of the room")
         room = take_audio(blocks, room_s)
     finally:
@@ -179,4 +197,4 @@ def record_takes(source, keywords: Iterable[str], takes: int, say: Callable[[str
         close = getattr(blocks, "close", None)
         if close is not None:
             close()
-    return Takes(words=words, room=room)
+    return Takes(words=words, room=room, unknown=speech)

@@ -19,21 +19,23 @@ from kwspi.deploy.engine import Detector
 from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.takes import read_takes
 from kwspi.evaluate import evaluate_onnx
-from kwspi.features import clip_features
+from kwspi.features import FeatureConfig, clip_features
 from kwspi.modelinfo import read_info
 from kwspi.wavio import write_wav
 
 RATE = 16000
+gsc_unknown = "_unknown_"
 WORDS = ("yes", "no", "up", "bed", "cat")  # make_gsc: tones at 200 + 60 * index Hz
 KEYWORDS = "yes,no,up"
 USER = {"yes": 560.0, "no": 680.0, "up": 800.0}  # the user's "voice"
+OTHER = {"bed": 950.0, "cat": 1100.0}  # the user's other words, above their keywords
 
 
 def user_clip(word: str, seed: int, start_s: float = 0.3, noise: float = 0.01) -> np.ndarray:
     """One second: the user's word (a tone with its octave, 0.35 s) in noise."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(0.35 * RATE)) / RATE
-    f = USER[word] * rng.uniform(0.97, 1.03)
+    f = {**USER, **OTHER}[word] * rng.uniform(0.97, 1.03)
     tone = 0.3 * np.sin(2 * np.pi * f * t) + 0.15 * np.sin(4 * np.pi * f * t)
     x = noise * rng.standard_normal(RATE)
     i = int(start_s * RATE)
@@ -144,6 +146,36 @@ def test_the_enrolled_file_keeps_the_graph_and_tells_what_it_learned(base, tmp_p
     assert Detector(LoadedModel.load(model), thresholds={"up": 0.6}).process(stream) == []
 
 
+def test_a_listener_reloads_into_the_enrolled_head(base, tmp_path):
+    # kwspi listen's SIGHUP path: the base file is replaced by its enrolled version between
+    # blocks; the user's "up", unheard before the reload, is heard after it.
+    from kwspi.deploy.service import Listener
+
+    model, _ = base
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model.read_bytes())
+    enrolled = enroll(model, write_takes(tmp_path / "me"))
+    quiet = (0.01 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32)
+    said = np.concatenate([quiet, user_clip("up", seed=3), quiet])
+    stream = np.concatenate([said, said])  # 6 s; the reload comes before block 6 (3.0 s)
+
+    class Source:
+        description = "scripted"
+
+        def blocks(self, stop):
+            for i, pos in enumerate(range(0, len(stream), RATE // 2)):
+                if i == 6:
+                    path.write_bytes(enrolled)
+                    listener.reload()
+                yield stream[pos:pos + RATE // 2]
+
+    found = []
+    listener = Listener(Source(), Detector(path, thresholds={"up": 0.6}), lambda: LoadedModel.load(path),
+                        found.append)
+    stats = listener.run()
+    assert stats.reloads == 1 and [(d.label, d.time > 3.0) for d in found] == [("up", True)], found
+
+
 def test_bad_input_is_one_line_and_exit_2(base, tmp_path):
     model, _ = base
     old = tmp_path / "old.onnx"
@@ -173,6 +205,53 @@ def test_bad_input_is_one_line_and_exit_2(base, tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_thresholds_rise_until_the_new_head_fires_on_others_no_more_than_the_old():
+    from kwspi.deploy.enroll import Examples, thresholds
+    from kwspi.modelinfo import ModelInfo
+
+    info = ModelInfo(labels=("yes", "_unknown_"), features=FeatureConfig(), thresholds={"default": 0.5})
+    # 1-d embeddings: "yes" is positive. The old head fires on one other (x=0.6); the new head,
+    # shifted, on three (x=0.3, 0.45, 0.6): the threshold must leave only one of them above it.
+    ex = Examples(X=np.array([[1.0], [1.2]]), y=np.array([0, 0]), take=np.array([0, 1]))
+    bank = (np.array([[-1.0], [0.0], [0.3], [0.45], [0.6]]), np.array([1, 1, 1, 1, 1]))
+    old = (np.array([[4.0], [-4.0]]), np.array([-2.0, 2.0]))
+    new = (np.array([[4.0], [-4.0]]), np.array([-0.5, 0.5]))
+    p = lambda head, x: 1 / (1 + np.exp(-2 * (head[0][0, 0] * x + head[1][0])))
+    assert sum(p(old, x) >= 0.5 for x in bank[0][:, 0]) == 1 and sum(p(new, x) >= 0.5 for x in bank[0][:, 0]) == 3
+    t = thresholds(new, old, ex, bank, info)["yes"]
+    assert p(new, 0.45) < t <= p(new, 0.6) + 1e-3
+    assert thresholds(old, old, ex, bank, info)["yes"] == 0.5  # never below the model's own
+
+
+def test_other_speech_longer_than_a_window_gives_every_window_of_it():
+    from kwspi.deploy.enroll import windows
+
+    talk = np.random.default_rng(0).standard_normal(3 * RATE).astype(np.float32)
+    room = np.zeros(RATE * 2, np.float32) + 0.01
+    got = windows(talk, room, EnrollConfig(speech_hop_s=0.5), np.random.default_rng(0))
+    assert len(got) == 5 * 3  # windows at 0, 0.5, ..., 2 s; each clean and at two SNRs
+    assert np.array_equal(got[3], talk[RATE // 2:RATE // 2 + RATE])
+
+
+def test_the_users_other_speech_keeps_it_from_being_heard_as_keywords(base, tmp_path):
+    # The user's other words sound near their keywords; enrolled without them, the head
+    # takes them for keywords, and with a few seconds of them it learns they are not.
+    model, _ = base
+    plain = write_takes(tmp_path / "plain")
+    talk = write_takes(tmp_path / "talk")
+    (talk / "_unknown_").mkdir()
+    said = np.concatenate([user_clip(w, seed=400 + n, start_s=0.3) for n in range(4) for w in OTHER])
+    write_wav(talk / "_unknown_" / "talk.wav", said, RATE)
+    heard = {}
+    for folder in (plain, talk):
+        enrolled = LoadedModel.load(_written(tmp_path / f"{folder.name}.onnx", enroll(model, folder)))
+        other = [(gsc_unknown, user_clip(w, seed=s, start_s=0.1 + 0.1 * (s % 5), noise=0.03))
+                 for w in OTHER for s in range(10)]
+        heard[folder.name] = (accuracy(enrolled, other), accuracy(enrolled, user_test_clips()))
+    assert heard["talk"][0] >= heard["plain"][0] + 0.3, heard
+    assert heard["talk"][1] >= heard["plain"][1] - 0.1, heard
+
+
 def _written(path, data: bytes):
     path.write_bytes(data)
     return path
@@ -180,14 +259,15 @@ def _written(path, data: bytes):
 
 def test_record_prompts_refuses_a_silent_take_and_enrolls_from_the_microphone(base, tmp_path):
     # ALSA's file plugin plays a raw file as the default microphone (tests/test_deploy_mic.py):
-    # 2 s per take (the first one silent), then the 20 s of room.
+    # 2 s per take (the first one silent), 10 s of other speech, then the 20 s of room.
     pytest.importorskip("sounddevice", exc_type=OSError)
     from test_deploy_mic import ASOUNDRC
 
     model, _ = base
     quiet = lambda s: (0.001 * np.random.default_rng(int(s * 10)).standard_normal(int(s * RATE))).astype(np.float32)
     slots = [quiet(2.0)] + [np.concatenate([user_clip("yes", seed=200 + n, start_s=0.5), quiet(1.0)]) for n in range(2)]
-    audio = np.concatenate(slots + [quiet(25.0)])
+    talk = [user_clip(w, seed=300 + n, start_s=0.3) for n in range(5) for w in OTHER]
+    audio = np.concatenate(slots + talk + [quiet(25.0)])
     home = tmp_path / "home"
     home.mkdir()
     (home / "mic.raw").write_bytes(np.round(audio * 32767).astype("<i2").tobytes())
@@ -200,5 +280,7 @@ def test_record_prompts_refuses_a_silent_take_and_enrolls_from_the_microphone(ba
     prompts = [line for line in run.stderr.splitlines() if line.startswith("say ")]
     assert prompts == ["say 'yes' (1 of 2)", "say 'yes' (1 of 2)", "say 'yes' (2 of 2)"]
     assert "that take was silent" in run.stderr and "recording 20 s of the room" in run.stderr
+    assert run.stderr.count("now talk for 10 s") == 1
     info = read_info(out)
     assert info.enrollment["takes"] == {"yes": 2} and info.enrollment["room_s"] == 20.0
+    assert info.enrollment["unknown_takes"] == 1
