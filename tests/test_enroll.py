@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import make_gsc
+from kwspi.gsc import which_set
 from deploy_fixtures import kwspi_command
 from kwspi.cli import main
 from kwspi.clips import load_clip
@@ -20,7 +21,7 @@ from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.takes import read_takes
 from kwspi.evaluate import evaluate_onnx
 from kwspi.features import FeatureConfig, clip_features
-from kwspi.modelinfo import read_info
+from kwspi.modelinfo import decode_array, read_info
 from kwspi.wavio import write_wav
 
 RATE = 16000
@@ -203,6 +204,18 @@ def test_bad_input_is_one_line_and_exit_2(base, tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_most_of_the_bank_is_other_speech_drawn_from_every_other_word_clip(base):
+    # Training drew a tenth as many _unknown_ clips as it had keywords (about 12 here); the
+    # bank wants 90 of other speech and takes every training clip of the other words there is.
+    model, data = base
+    other_words = [p for w in ("bed", "cat") for p in (data / w).glob("*.wav") if which_set(f"{w}/{p.name}") == "training"]
+    info = read_info(model)
+    labels = decode_array(info.bank["labels"])
+    speech = labels == info.labels.index("_unknown_")
+    assert len(labels) == 120 and 12 < len(other_words) < 90 and speech.sum() == len(other_words)
+    assert len(np.unique(decode_array(info.bank["embeddings"])[speech], axis=0)) == len(other_words)
 
 
 def test_thresholds_rise_until_the_new_head_fires_on_others_no_more_than_the_old():

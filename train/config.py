@@ -239,9 +239,10 @@ class ExportRun(Config):
                                   "other voices and negatives in mind (0: none).", type=click.IntRange(min=0),
                              keyed_at_default=False)
     bank_speech_share: float = setting(
-        0.5, "Share of the bank that is other speech (`_unknown_`, as far as the data has it; the rest even over the "
-        "other labels): half, against an even bank's twelfth, halved an enrolled model's false alarms on other "
-        "voices (results/enroll.md).", type=click.FloatRange(0, 1), keyed_at_default=False)
+        0.75, "Share of the bank that is other speech (`_unknown_`, drawn from every clip of a word that is no "
+        "keyword; the rest even over the other labels): three quarters, against an even bank's twelfth, kept an "
+        "enrolled model's false alarms on other voices near the base model's (results/enroll.md).",
+        type=click.FloatRange(0, 1), keyed_at_default=False)
     figures: Path | None = setting(None, "A JSON file of more figures for the metadata's metrics, by name: what "
                                          "this checkpoint cannot measure on itself, such as the leave-one-engine-out "
                                          "scores of its recipe (studies/recipe.py --figures).", type=EXISTING_FILE,

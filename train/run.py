@@ -216,6 +216,9 @@ def _check_same_search(state: dict, features: FeatureConfig, scfg, path: Path) -
 
 # --- kwspi export ----------------------------------------------------------------------------
 
+#: An unknown fraction no split reaches: every clip of a word that is no keyword.
+EVERY_OTHER_WORD = 1e6
+
 
 def read_figures(path: Path) -> dict:
     """``kwspi export --figures``: a JSON object of named figures, each an object."""
@@ -227,6 +230,20 @@ def read_figures(path: Path) -> dict:
         raise KwspiError(f"{path}: figures must be a JSON object of named objects, e.g. "
                          '{"held-out engines": {"mean": 0.7}}')
     return figures
+
+
+def bank_pool(X, y, data: Path, features: FeatureConfig, task, labels, seed: int, progress: Progress = silent):
+    """What the bank is drawn from: the training windows the model saw, with their other
+    speech replaced by every other-word clip of the training split (clean), since training
+    drew only a tenth as many as it has keywords and the bank wants speech most."""
+    if gsc.UNKNOWN not in labels:
+        return X, y
+    speech = labels.index(gsc.UNKNOWN)
+    every = load_split(data, "training", features, dataclasses.replace(task, unknown_fraction=EVERY_OTHER_WORD), None,
+                       None, seed, progress=progress)
+    Xe, ye = epoch_tensors(every)
+    keep = y != speech
+    return torch.cat([X[keep], Xe[ye == speech]]), torch.cat([y[keep], ye[ye == speech]])
 
 
 def export_run(cfg: ExportRun, progress: Progress = silent) -> tuple[dict, dict]:
@@ -260,11 +277,12 @@ def export_run(cfg: ExportRun, progress: Progress = silent) -> tuple[dict, dict]
             continue
         metrics[name] = {"accuracy": round(report["accuracy"], 5), "n": report["n"]}
     metrics.update(figures)
-    rows = bank_rows(y.numpy(), cfg.bank_size, seed, labels.index(gsc.UNKNOWN) if gsc.UNKNOWN in labels else None,
+    Xb, yb = bank_pool(X, y, data, features, task, labels, seed, progress) if cfg.bank_speech_share else (X, y)
+    rows = bank_rows(yb.numpy(), cfg.bank_size, seed, labels.index(gsc.UNKNOWN) if gsc.UNKNOWN in labels else None,
                      cfg.bank_speech_share)
     session, written = open_session(cfg.out)
-    embeddings = session.run([EMBEDDING_NAME], {INPUT_NAME: X[rows].numpy()})[0]  # as the int8 graph sees them
+    embeddings = session.run([EMBEDDING_NAME], {INPUT_NAME: Xb[rows].numpy()})[0]  # as the int8 graph sees them
     bank = {"embeddings": encode_array(embeddings, "<f2"),
-            "labels": encode_array(y[rows].numpy(), "<u1")} if len(rows) else {}
+            "labels": encode_array(yb[rows].numpy(), "<u1")} if len(rows) else {}
     write_metadata(cfg.out, dataclasses.replace(written, metrics=metrics, bank=bank), cfg.out)
     return sizes, metrics
