@@ -83,9 +83,11 @@ def mined_mix_dir(args, v: Mined, mix: voices.Mix, seed: int) -> Path:
 def negative_streams(args, mix: voices.Mix) -> list[Path]:
     """The keyword-free streams a fold may mine: those of the engines it trains on, never its
     held-out engine's."""
-    held_out = set(mix.unheard())
-    return [args.neg_streams / f"{e}.wav" for e in mix.engines
-            if e not in held_out and (args.neg_streams / f"{e}.wav").exists()]
+    wavs = [args.neg_streams / f"{e}.wav" for e in mix.engines if e not in mix.unheard()]
+    missing = [str(w) for w in wavs if not w.exists()]
+    if missing:  # mining fewer engines than the fold trains on would change the ingredient silently
+        raise SystemExit(f"fold {mix.tag}: no keyword-free stream {', '.join(missing)}")
+    return wavs
 
 
 def mine_round(args, mix: voices.Mix, seed: int, round_: int, miner) -> dict | None:

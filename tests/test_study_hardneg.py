@@ -111,3 +111,15 @@ def test_a_mined_recipe_trains_on_the_fold_and_the_clips_of_each_of_its_rounds(t
     steps = recipe.fold_steps(Args, two, fold, 0, mix)
     assert [s.name for s in steps] == [f"mine2/{fold.tag}-seed0/train", f"mine2/{fold.tag}-seed0/export"]
     assert str(mix) in steps[0].argv
+
+
+def test_a_fold_without_the_stream_of_an_engine_it_trains_on_stops(tmp_path):
+    import hardneg
+    import pytest
+    import recipe
+
+    class Args:
+        neg_streams = tmp_path
+
+    with pytest.raises(SystemExit, match="no keyword-free stream"):
+        hardneg.negative_streams(Args, recipe.folds()[0])
