@@ -11,7 +11,8 @@ scored on its held-out engine's two streams as ``kwspi eval-stream --sweep-thres
 - ``recall``: keywords found in the keyword stream, at the model's threshold;
 - ``at_bar``: the lowest threshold of the sweep whose false alarms per hour on the keyword-free
   stream are at most ``bar``, and the keyword stream's recall there (``None`` when no
-  threshold of the sweep gets that low).
+  threshold of the sweep gets that low);
+- ``sweep``: both per threshold of the sweep, for any other bar.
 
 ``make_stream`` writes such a stream through the library: ``kwspi synth-stream`` deals 64
 speakers, more than Piper's one voice has (20 speeds and pitches at most here).
@@ -76,7 +77,9 @@ def score_streams(model_path: Path, neg: Path, pos: Path, bar: float = FA_BAR) -
     return {"neg": str(neg), "pos": str(pos), "neg_hours": round(n["hours"], 4),
             "keywords_spoken": p["keywords_spoken"], "thresholds": n["thresholds"],
             "fa_per_hour": round(n["fa_per_hour"], 1), "recall": p["recall"],
-            "bar": bar, "at_bar": operating_point(n["sweep"]["rows"], p["sweep"]["rows"], bar)}
+            "bar": bar, "at_bar": operating_point(n["sweep"]["rows"], p["sweep"]["rows"], bar),
+            "sweep": [{"threshold": a["threshold"], "fa_per_hour": round(a["fa_per_hour"], 1), "recall": b["recall"]}
+                      for a, b in zip(n["sweep"]["rows"], p["sweep"]["rows"])]}
 
 
 def _fmt(x, spec: str) -> str:
