@@ -26,6 +26,8 @@ from pathlib import Path
 FA_BAR = 60.0
 #: Speakers a stream deals over: synth-stream's 64, fewer for an engine that has fewer.
 STREAM_SPEAKERS = {"piper": 20}
+#: Engines of one voice: their stream says only the keywords that voice says right.
+ONE_VOICE = {"piper": "joe"}
 
 
 def make_stream(out: Path, engine: str, seconds: float, negative: bool, seed: int = 0):
@@ -36,8 +38,12 @@ def make_stream(out: Path, engine: str, seconds: float, negative: bool, seed: in
     if out.exists() and out.with_suffix(".csv").exists():
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
+    from kwspi.train.speech import engines
+
+    wrong = engines.module(engine).CANNOT_SAY.get(ONE_VOICE.get(engine), ())
     config = StreamConfig(seconds=seconds, seed=seed, negative=negative, engines=(engine,),
-                          speakers=STREAM_SPEAKERS.get(engine, StreamConfig.speakers))
+                          speakers=STREAM_SPEAKERS.get(engine, StreamConfig.speakers),
+                          keywords=tuple(k for k in StreamConfig.keywords if k not in wrong))
     return write_stream(out, out.with_suffix(".csv"), config)
 
 
