@@ -197,7 +197,10 @@ def main():
     write_text(args.out / f"{NAME}.json", json.dumps(payload, indent=1, default=str) + "\n")
     print(recipe.table(rows, names))
     print()
-    print(streams.table(rows, [n.name for n in names], [m.unheard()[0] for m in recipe.folds()], voices.LABEL))
+    held_out = [m.unheard()[0] for m in recipe.folds()]
+    print(streams.table(rows, [n.name for n in names], held_out, voices.LABEL))
+    print()
+    print(streams.bar_table(rows, [n.name for n in names], held_out))
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)} (logs in {args.work / 'logs'})")
 

@@ -74,6 +74,13 @@ def operating_point(neg_rows: list[dict], pos_rows: list[dict], bar: float) -> d
     return None
 
 
+def recall_at(sweep: list[dict], bar: float) -> float:
+    """From a row's ``sweep``: the keyword stream's recall at the lowest threshold with at most
+    ``bar`` false alarms per hour on the keyword-free stream; 0 when no threshold gets there."""
+    return next(((r["recall"] or 0.0) for r in sorted(sweep, key=lambda r: r["threshold"])
+                 if r["fa_per_hour"] <= bar), 0.0)
+
+
 def score_streams(model_path: Path, neg: Path, pos: Path, bar: float = FA_BAR) -> dict:
     """One model on one engine's two streams (see the module docstring)."""
     from kwspi.deploy.model import LoadedModel
@@ -90,6 +97,25 @@ def score_streams(model_path: Path, neg: Path, pos: Path, bar: float = FA_BAR) -
 
 def _fmt(x, spec: str) -> str:
     return "–" if x is None else format(x, spec)
+
+
+def bar_table(rows: list[dict], names: list[str], engines: list[str], bars=(60, 120, 300, 600)) -> str:
+    """One line per ingredient: the recall at each false-alarm bar (the same bar on every model,
+    so a recipe that fires less at its own threshold is not credited for the recall it gave
+    up), the mean over folds of the seeds' mean, and the worst fold in brackets."""
+    lines = ["| ingredient | " + " | ".join(f"recall at ≤ {b:g} FA/h" for b in bars) + " |",
+             "|---" + "|---:" * len(bars) + "|"]
+    for name in names:
+        mine = [r for r in rows if r["ingredient"] == name and r.get("stream")]
+        if not mine:
+            continue
+        cells = []
+        for b in bars:
+            per = [[recall_at(r["stream"]["sweep"], b) for r in mine if r["held_out"] == e] for e in engines]
+            per = [sum(v) / len(v) for v in per if v]
+            cells.append(f"{sum(per) / len(per):.2f} ({min(per):.2f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(rows: list[dict], names: list[str], engines: list[str], label: dict) -> str:

@@ -123,3 +123,20 @@ def test_a_fold_without_the_stream_of_an_engine_it_trains_on_stops(tmp_path):
 
     with pytest.raises(SystemExit, match="no keyword-free stream"):
         hardneg.negative_streams(Args, recipe.folds()[0])
+
+
+def test_recall_at_a_bar_is_read_from_the_sweep_and_is_zero_where_no_threshold_gets_there():
+    import streams
+
+    sweep = [{"threshold": 0.5, "fa_per_hour": 500.0, "recall": 0.6}, {"threshold": 0.9, "fa_per_hour": 100.0,
+                                                                      "recall": 0.3}]
+    assert streams.recall_at(sweep, 600) == 0.6 and streams.recall_at(sweep, 100) == 0.3
+    assert streams.recall_at(sweep, 50) == 0.0
+
+    def row(engine, seed, recall):
+        return {"ingredient": "a", "held_out": engine, "seed": seed,
+                "stream": {"sweep": [{"threshold": 0.9, "fa_per_hour": 100.0, "recall": recall}]}}
+
+    text = streams.bar_table([row("mbrola", 0, 0.2), row("mbrola", 1, 0.4), row("kokoro", 0, 0.1)], ["a"],
+                             ["mbrola", "kokoro"], bars=(50, 100))
+    assert text.splitlines()[-1] == "| a | 0.00 (0.00) | 0.20 (0.10) |"
