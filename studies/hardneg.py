@@ -14,7 +14,8 @@ with no leak of the held-out engine:
 - **round r** (``--rounds``): the ``mine{r-1}`` model mines the same streams again, the new
   clips join those of the earlier rounds: ``mine{r}``;
 - ``--with NAME``: a settings ingredient of ``--ingredient`` (say ``unk3:data.unknown_fraction=0.3``)
-  also trained with the round-1 clips (mined by the baseline): ``mine1+NAME``.
+  also trained with the round-1 clips (mined by the baseline): ``mine1+NAME``; with
+  ``--with-rounds``, its round r is mined by ``mine{r-1}+NAME``: ``mine{r}+NAME``.
 
 Training draws ``unknown_fraction`` x keyword clips from all non-keyword clips (``gsc.build_split``),
 so mined clips are a share of that draw, not an addition to it: a larger fraction is what lets
@@ -64,16 +65,23 @@ class Mined:
         return self.base.apply(run)
 
     def miner(self) -> "Mined | recipe.Ingredient":
-        """Whose model mines this recipe's last round: the baseline for round 1, else the round before."""
-        return recipe.BASELINE if self.rounds == 1 else Mined(recipe.BASELINE, self.rounds - 1)
+        """Whose model mines this recipe's last round: the baseline for round 1 (one set of
+        clips for every recipe), else the same recipe a round before."""
+        return recipe.BASELINE if self.rounds == 1 else Mined(self.base, self.rounds - 1)
+
+    def clips(self, args, mix: voices.Mix, seed: int) -> list[Path]:
+        """The mined folders it trains on: rounds 1..``rounds`` of its chain."""
+        return [mined_dir(args, mix, seed, r, self.base) for r in range(1, self.rounds + 1)]
 
 
-def variants(rounds: int, with_: list[recipe.Ingredient]) -> list[Mined]:
-    return [Mined(recipe.BASELINE, r) for r in range(1, rounds + 1)] + [Mined(i, 1) for i in with_]
+def variants(rounds: int, with_: list[recipe.Ingredient], with_rounds: int = 1) -> list[Mined]:
+    return ([Mined(recipe.BASELINE, r) for r in range(1, rounds + 1)]
+            + [Mined(i, r) for r in range(1, with_rounds + 1) for i in with_])
 
 
-def mined_dir(args, mix: voices.Mix, seed: int, round_: int) -> Path:
-    return args.work / "mined" / voices.scale_tag(args) / f"round{round_}" / f"{mix.tag}-seed{seed}"
+def mined_dir(args, mix: voices.Mix, seed: int, round_: int, base: recipe.Ingredient = recipe.BASELINE) -> Path:
+    chain = "" if round_ == 1 or base == recipe.BASELINE else f"+{base.name}"
+    return args.work / "mined" / voices.scale_tag(args) / f"round{round_}{chain}" / f"{mix.tag}-seed{seed}"
 
 
 def mined_mix_dir(args, v: Mined, mix: voices.Mix, seed: int) -> Path:
@@ -90,19 +98,19 @@ def negative_streams(args, mix: voices.Mix) -> list[Path]:
     return wavs
 
 
-def mine_round(args, mix: voices.Mix, seed: int, round_: int, miner) -> dict | None:
-    """``kwspi mine`` with ``miner``'s fold model over the fold's negative streams, into
-    :func:`mined_dir`; kept when it was mined before. Returns the clips and windows, or None
-    when the miner is not trained."""
+def mine_round(args, mix: voices.Mix, seed: int, v: Mined) -> dict | None:
+    """``kwspi mine`` with the fold model of ``v.miner()`` over the fold's negative streams,
+    into ``v``'s last folder; kept when it was mined before. Returns the clips and windows, or
+    None when the miner is not trained."""
     from kwspi.deploy.evaluation.mining import MANIFEST, MiningConfig, NegativeStream, mine
     from kwspi.deploy.evaluation.truth import read_truth
     from kwspi.deploy.model import LoadedModel
 
-    out = mined_dir(args, mix, seed, round_)
+    out = v.clips(args, mix, seed)[-1]
     record = out / "mining.json"
     if record.exists() and (out / MANIFEST).exists():
         return json.loads(record.read_text())
-    model = recipe.run_dir(args, miner, mix, seed) / "model.onnx"
+    model = recipe.run_dir(args, v.miner(), mix, seed) / "model.onnx"
     if not model.exists():
         return None
     wavs = negative_streams(args, mix)
@@ -118,20 +126,20 @@ def mine_round(args, mix: voices.Mix, seed: int, round_: int, miner) -> dict | N
 def recorded(args, todo: list[Mined]) -> list[dict]:
     """What each round mined, per fold and seed, as :func:`mine_round` recorded it."""
     out = []
-    for round_ in range(1, max([v.rounds for v in todo], default=0) + 1):
+    for v in todo:
         for seed in args.seeds:
             for mix in recipe.folds():
-                record = mined_dir(args, mix, seed, round_) / "mining.json"
-                if record.exists():
-                    out.append({"round": round_, "fold": mix.tag, "seed": seed, **json.loads(record.read_text())})
+                record = v.clips(args, mix, seed)[-1] / "mining.json"
+                if record.exists() and (v.rounds > 1 or v.base == recipe.BASELINE):  # round 1: once
+                    out.append({"round": v.rounds, "for": v.name, "fold": mix.tag, "seed": seed,
+                                **json.loads(record.read_text())})
     return out
 
 
 def build_mix(args, v: Mined, mix: voices.Mix, seed: int, pools: dict[str, Path]) -> Path:
     """The fold's pools plus the clips of rounds 1..``v.rounds``."""
     out = mined_mix_dir(args, v, mix, seed)
-    mined = [mined_dir(args, mix, seed, r) for r in range(1, v.rounds + 1)]
-    gsc.combine([pools[e] for e in mix.engines] + mined, out)
+    gsc.combine([pools[e] for e in mix.engines] + v.clips(args, mix, seed), out)
     return out
 
 
@@ -150,10 +158,10 @@ def train(args, ingredients: list[recipe.Ingredient], todo: list[Mined], pools: 
         steps = []
         for seed in args.seeds:
             for mix in recipe.folds():
-                got = mine_round(args, mix, seed, round_, now[0].miner())
-                if got is None:
+                got = [mine_round(args, mix, seed, v) for v in now]
+                if None in got:
                     continue
-                print(json.dumps({"round": round_, "fold": mix.tag, "seed": seed, **got}))
+                print(json.dumps({"round": round_, "fold": mix.tag, "seed": seed, "clips": [g["clips"] for g in got]}))
                 steps += [s for v in now[:1] for s in recipe.fold_steps(args, v, mix, seed,
                                                                          build_mix(args, v, mix, seed, pools))]
                 later += [s for v in now[1:] for s in recipe.fold_steps(args, v, mix, seed,
@@ -171,6 +179,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=1, help="mining rounds of the plain recipe")
     parser.add_argument("--with", dest="with_", action="append", default=[], metavar="NAME",
                         help="also train this --ingredient with the round-1 clips")
+    parser.add_argument("--with-rounds", type=int, default=1, help="mining rounds of each --with recipe")
     parser.add_argument("--max-clips", type=int, default=400, help="kwspi mine --max, per fold and round")
     parser.add_argument("--min-score", type=float, default=0.5, help="kwspi mine --min-score")
     parser.add_argument("--report-only", action="store_true", help="train and mine nothing: score what is there")
@@ -183,7 +192,7 @@ def main():
     unknown = [n for n in args.with_ if n not in by_name]
     if unknown:
         parser.error(f"--with {', '.join(unknown)}: not an --ingredient")
-    todo = variants(args.rounds, [by_name[n] for n in args.with_])
+    todo = variants(args.rounds, [by_name[n] for n in args.with_], args.with_rounds)
     pools = {e: args.pools / e for e in voices.ENGINES}
     failed = [] if args.report_only else train(args, ingredients, todo, pools)
 

@@ -71,11 +71,20 @@ def test_each_round_is_mined_by_the_round_before_and_names_its_settings():
     import recipe
 
     unk = recipe.Ingredient.parse("unk3:data.unknown_fraction=0.3")
-    todo = hardneg.variants(2, [unk])
-    assert [v.name for v in todo] == ["mine1", "mine2", "mine1+unk3"]
+    todo = hardneg.variants(2, [unk], with_rounds=2)
+    assert [v.name for v in todo] == ["mine1", "mine2", "mine1+unk3", "mine2+unk3"]
     assert todo[0].miner() == recipe.BASELINE and todo[2].miner() == recipe.BASELINE
-    assert todo[1].miner().name == "mine1"
+    assert todo[1].miner().name == "mine1" and todo[3].miner().name == "mine1+unk3"
     assert todo[2].apply(_run(tmp=Path("."))).data.unknown_fraction == 0.3
+
+    class Args:
+        work = Path("w")
+        arch, epochs, batch_size, lr, views = "dscnn-s", 1, 10, 0.1, 1
+
+    fold = recipe.folds()[0]
+    plain, chained = todo[1].clips(Args, fold, 0), todo[3].clips(Args, fold, 0)
+    assert plain[0] == chained[0] == todo[2].clips(Args, fold, 0)[0]  # round 1: one set of clips for all
+    assert plain[1] != chained[1] and "round2+unk3" in str(chained[1])
 
 
 def _run(tmp):
