@@ -171,6 +171,17 @@ def train(args, ingredients: list[recipe.Ingredient], todo: list[Mined], pools: 
     return failed + run_steps(later, logs, executor)
 
 
+def print_tables(rows: list[dict], names: list[str]) -> None:
+    """Clip accuracy (the recipe study's table), the streams at each model's threshold, and
+    recall at equal false alarms."""
+    held_out = [m.unheard()[0] for m in recipe.folds()]
+    print(recipe.table(rows, [recipe.Ingredient(n) for n in names]))
+    print()
+    print(streams.table(rows, names, held_out, voices.LABEL))
+    print()
+    print(streams.bar_table(rows, names, held_out))
+
+
 def main():
     parser = voices.study_parser(__doc__, "runs/mining", [0, 1])
     recipe.add_stream_options(parser)
@@ -183,7 +194,13 @@ def main():
     parser.add_argument("--max-clips", type=int, default=400, help="kwspi mine --max, per fold and round")
     parser.add_argument("--min-score", type=float, default=0.5, help="kwspi mine --min-score")
     parser.add_argument("--report-only", action="store_true", help="train and mine nothing: score what is there")
+    parser.add_argument("--tables-of", type=Path, default=None, metavar="JSON",
+                        help="print the tables of an earlier run's mining.json and stop")
     args = parser.parse_args()
+    if args.tables_of:
+        rows = json.loads(args.tables_of.read_text())["rows"]
+        print_tables(rows, list(dict.fromkeys(r["ingredient"] for r in rows)))
+        return
     if args.neg_streams is None:
         parser.error("--neg-streams is required: the streams to mine")
 
@@ -204,12 +221,7 @@ def main():
                "mined": [v.name for v in todo], "mining": recorded(args, todo), "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / f"{NAME}.json", json.dumps(payload, indent=1, default=str) + "\n")
-    print(recipe.table(rows, names))
-    print()
-    held_out = [m.unheard()[0] for m in recipe.folds()]
-    print(streams.table(rows, [n.name for n in names], held_out, voices.LABEL))
-    print()
-    print(streams.bar_table(rows, [n.name for n in names], held_out))
+    print_tables(rows, [n.name for n in names])
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)} (logs in {args.work / 'logs'})")
 

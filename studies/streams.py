@@ -102,7 +102,8 @@ def _fmt(x, spec: str) -> str:
 def bar_table(rows: list[dict], names: list[str], engines: list[str], bars=(60, 120, 300, 600)) -> str:
     """One line per ingredient: the recall at each false-alarm bar (the same bar on every model,
     so a recipe that fires less at its own threshold is not credited for the recall it gave
-    up), the mean over folds of the seeds' mean, and the worst fold in brackets."""
+    up), the mean over folds of the seeds' mean, the worst fold in brackets, then each seed's
+    mean over folds."""
     lines = ["| ingredient | " + " | ".join(f"recall at ≤ {b:g} FA/h" for b in bars) + " |",
              "|---" + "|---:" * len(bars) + "|"]
     for name in names:
@@ -113,7 +114,10 @@ def bar_table(rows: list[dict], names: list[str], engines: list[str], bars=(60, 
         for b in bars:
             per = [[recall_at(r["stream"]["sweep"], b) for r in mine if r["held_out"] == e] for e in engines]
             per = [sum(v) / len(v) for v in per if v]
-            cells.append(f"{sum(per) / len(per):.2f} ({min(per):.2f})")
+            seeds = sorted({r["seed"] for r in mine})
+            each = [[recall_at(r["stream"]["sweep"], b) for r in mine if r["seed"] == s] for s in seeds]
+            each = "/".join(f"{sum(v) / len(v):.2f}" for v in each)
+            cells.append(f"{sum(per) / len(per):.2f} ({min(per):.2f}) · {each}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -148,4 +148,4 @@ def test_recall_at_a_bar_is_read_from_the_sweep_and_is_zero_where_no_threshold_g
 
     text = streams.bar_table([row("mbrola", 0, 0.2), row("mbrola", 1, 0.4), row("kokoro", 0, 0.1)], ["a"],
                              ["mbrola", "kokoro"], bars=(50, 100))
-    assert text.splitlines()[-1] == "| a | 0.00 (0.00) | 0.20 (0.10) |"
+    assert text.splitlines()[-1] == "| a | 0.00 (0.00) · 0.00/0.00 | 0.20 (0.10) · 0.15/0.40 |"
