@@ -180,6 +180,11 @@ def print_tables(rows: list[dict], names: list[str]) -> None:
     print(streams.table(rows, names, held_out, voices.LABEL))
     print()
     print(streams.bar_table(rows, names, held_out))
+    if any(r.get("stream") and "other_fa_per_hour" in r["stream"] for r in rows):
+        print()
+        print("Recall at equal false alarms on keyword-free speech of other text (no model mined it):")
+        print()
+        print(streams.bar_table(rows, names, held_out, key="other_fa_per_hour"))
 
 
 def main():

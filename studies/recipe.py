@@ -148,10 +148,12 @@ def score(args, ing: Ingredient, mix: voices.Mix, seed: int, pools: dict[str, Pa
         return None
     held_out = mix.unheard()[0]
     pair = streams.stream_pair(args.neg_streams, args.pos_streams, held_out)
+    other = args.other_neg_streams / f"{held_out}.wav" if args.other_neg_streams else None
     return {"ingredient": ing.name, "held_out": held_out, "seed": seed,
             "unheard": voices.score_engine(model, pools[held_out], held_out),
             "real": voices.score_real(model, args.real),
-            "stream": streams.score_streams(model, *pair, args.fa_bar) if pair else None}
+            "stream": streams.score_streams(model, *pair, args.fa_bar, other if other and other.exists() else None)
+            if pair else None}
 
 
 def table(rows: list[dict], ingredients: list[Ingredient]) -> str:
@@ -212,6 +214,9 @@ def add_stream_options(parser) -> None:
                              "model's false alarms per hour on its held-out engine's")
     parser.add_argument("--pos-streams", type=Path, default=None,
                         help="ENGINE.wav per engine with keywords (kwspi synth-stream): its recall there")
+    parser.add_argument("--other-neg-streams", type=Path, default=None,
+                        help="ENGINE.wav per engine, keyword-free, of text the keyword-free streams do not say: "
+                             "false alarms on text no model mined")
     parser.add_argument("--fa-bar", type=float, default=streams.FA_BAR,
                         help="the stream recall is also given at the lowest threshold with at most this many "
                              "false alarms per hour on the keyword-free stream")

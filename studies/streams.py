@@ -30,10 +30,22 @@ STREAM_SPEAKERS = {"piper": 20}
 ONE_VOICE = {"piper": "joe"}
 
 
-def make_stream(out: Path, engine: str, seconds: float, negative: bool, seed: int = 0):
+def make_stream(out: Path, engine: str, seconds: float, negative: bool, seed: int = 0, other_text: bool = False):
     """``kwspi synth-stream OUT --engines ENGINE --seconds S --seed SEED [--negative]``, with at
-    most ``STREAM_SPEAKERS[engine]`` speakers; the truth CSV beside it. Kept when it exists."""
+    most ``STREAM_SPEAKERS[engine]`` speakers; the truth CSV beside it. Kept when it exists.
+
+    ``other_text``: sentences and confusable words from training's text (``texts.CONTEXT_SENTENCES``,
+    ``texts.TRAINING_CONFUSABLES``, disjoint from what streams say) instead of the streams' own:
+    a keyword-free stream whose text no model mined, when mining reads the streams' text."""
+    from unittest import mock
+
+    from kwspi.train.speech import stream as _stream, texts
     from kwspi.train.speech.stream import StreamConfig, write_stream
+
+    if other_text:
+        with mock.patch.multiple(_stream, SENTENCES=texts.CONTEXT_SENTENCES, CONFUSABLE_SENTENCES=texts.CONTEXT_SENTENCES,
+                                 CONFUSABLE_WORDS=texts.TRAINING_CONFUSABLES):
+            return make_stream(out, engine, seconds, negative, seed)
 
     if out.exists() and out.with_suffix(".csv").exists():
         return None
@@ -74,48 +86,55 @@ def operating_point(neg_rows: list[dict], pos_rows: list[dict], bar: float) -> d
     return None
 
 
-def recall_at(sweep: list[dict], bar: float) -> float:
+def recall_at(sweep: list[dict], bar: float, key: str = "fa_per_hour") -> float:
     """From a row's ``sweep``: the keyword stream's recall at the lowest threshold with at most
-    ``bar`` false alarms per hour on the keyword-free stream; 0 when no threshold gets there."""
+    ``bar`` false alarms per hour on the keyword-free stream (``key``: ``other_fa_per_hour``,
+    the other-text one); 0 when no threshold gets there."""
     return next(((r["recall"] or 0.0) for r in sorted(sweep, key=lambda r: r["threshold"])
-                 if r["fa_per_hour"] <= bar), 0.0)
+                 if r.get(key, float("inf")) <= bar), 0.0)
 
 
-def score_streams(model_path: Path, neg: Path, pos: Path, bar: float = FA_BAR) -> dict:
-    """One model on one engine's two streams (see the module docstring)."""
+def score_streams(model_path: Path, neg: Path, pos: Path, bar: float = FA_BAR, other: Path | None = None) -> dict:
+    """One model on one engine's two streams (see the module docstring), and with ``other`` a
+    keyword-free stream of other text (``make_stream(other_text=True)``): ``other_fa_per_hour``."""
     from kwspi.deploy.model import LoadedModel
 
     model = LoadedModel.load(model_path)
     n, p = _evaluate(model, neg), _evaluate(model, pos)
-    return {"neg": str(neg), "pos": str(pos), "neg_hours": round(n["hours"], 4),
+    o = _evaluate(model, other) if other else None
+    extra = {} if o is None else {"other": str(other), "other_fa_per_hour": round(o["fa_per_hour"], 1)}
+    return {**extra, "neg": str(neg), "pos": str(pos), "neg_hours": round(n["hours"], 4),
             "keywords_spoken": p["keywords_spoken"], "thresholds": n["thresholds"],
             "fa_per_hour": round(n["fa_per_hour"], 1), "recall": p["recall"],
             "bar": bar, "at_bar": operating_point(n["sweep"]["rows"], p["sweep"]["rows"], bar),
             "sweep": [{"threshold": a["threshold"], "fa_per_hour": round(a["fa_per_hour"], 1), "recall": b["recall"]}
-                      for a, b in zip(n["sweep"]["rows"], p["sweep"]["rows"])]}
+                      | ({} if o is None else {"other_fa_per_hour": round(o["sweep"]["rows"][i]["fa_per_hour"], 1)})
+                      for i, (a, b) in enumerate(zip(n["sweep"]["rows"], p["sweep"]["rows"]))]}
 
 
 def _fmt(x, spec: str) -> str:
     return "–" if x is None else format(x, spec)
 
 
-def bar_table(rows: list[dict], names: list[str], engines: list[str], bars=(60, 120, 300, 600)) -> str:
+def bar_table(rows: list[dict], names: list[str], engines: list[str], bars=(60, 120, 300, 600),
+              key: str = "fa_per_hour") -> str:
     """One line per ingredient: the recall at each false-alarm bar (the same bar on every model,
     so a recipe that fires less at its own threshold is not credited for the recall it gave
     up), the mean over folds of the seeds' mean, the worst fold in brackets, then each seed's
-    mean over folds."""
+    mean over folds. ``key``: which keyword-free stream sets the bar (``other_fa_per_hour``:
+    the one of other text)."""
     lines = ["| ingredient | " + " | ".join(f"recall at ≤ {b:g} FA/h" for b in bars) + " |",
              "|---" + "|---:" * len(bars) + "|"]
     for name in names:
-        mine = [r for r in rows if r["ingredient"] == name and r.get("stream")]
+        mine = [r for r in rows if r["ingredient"] == name and r.get("stream") and key in r["stream"]["sweep"][0]]
         if not mine:
             continue
         cells = []
         for b in bars:
-            per = [[recall_at(r["stream"]["sweep"], b) for r in mine if r["held_out"] == e] for e in engines]
+            per = [[recall_at(r["stream"]["sweep"], b, key) for r in mine if r["held_out"] == e] for e in engines]
             per = [sum(v) / len(v) for v in per if v]
             seeds = sorted({r["seed"] for r in mine})
-            each = [[recall_at(r["stream"]["sweep"], b) for r in mine if r["seed"] == s] for s in seeds]
+            each = [[recall_at(r["stream"]["sweep"], b, key) for r in mine if r["seed"] == s] for s in seeds]
             each = "/".join(f"{sum(v) / len(v):.2f}" for v in each)
             cells.append(f"{sum(per) / len(per):.2f} ({min(per):.2f}) · {each}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -124,12 +143,18 @@ def bar_table(rows: list[dict], names: list[str], engines: list[str], bars=(60, 
 
 def table(rows: list[dict], names: list[str], engines: list[str], label: dict) -> str:
     """One line per ingredient: per held-out engine the false alarms per hour on its keyword-free
-    stream, the recall on its keyword stream, and the recall at the bar, each a mean over seeds;
-    then those three over folds: the mean, and the worst fold (most false alarms, least recall)."""
+    stream (and on the one of other text, when scored), the recall on its keyword stream, and
+    the recall at the bar, each a mean over seeds; then those over folds: the mean, and the
+    worst fold (most false alarms, least recall)."""
     bar = next((r["stream"]["bar"] for r in rows if r.get("stream")), FA_BAR)
+    figures = [("false alarms/hour (keyword-free stream)", lambda s: s["fa_per_hour"], ".0f", max)]
+    if any(r.get("stream") and "other_fa_per_hour" in r["stream"] for r in rows):
+        figures.append(("false alarms/hour (other text)", lambda s: s.get("other_fa_per_hour"), ".0f", max))
+    figures += [("recall (keyword stream)", lambda s: s["recall"], ".2f", min),
+                (f"recall at ≤ {bar:g} false alarms/hour", lambda s: (s["at_bar"] or {"recall": 0.0})["recall"],
+                 ".2f", min)]
     head = ["ingredient"] + [label[e] for e in engines] + ["mean", "worst"]
-    lines = [f"Each cell: false alarms/hour (keyword-free stream) · recall (keyword stream) · recall at "
-             f"≤ {bar:g} false alarms/hour; means of seeds.", "",
+    lines = ["Each cell: " + " · ".join(f[0] for f in figures) + "; means of seeds.", "",
              "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
 
     def mean(xs):
@@ -140,21 +165,13 @@ def table(rows: list[dict], names: list[str], engines: list[str], label: dict) -
         mine = [r for r in rows if r["ingredient"] == name and r.get("stream")]
         if not mine:
             continue
-        folds = {}
-        for e in engines:
-            got = [r["stream"] for r in mine if r["held_out"] == e]
-            if got:
-                folds[e] = (mean(s["fa_per_hour"] for s in got), mean(s["recall"] for s in got),
-                            mean((s["at_bar"] or {"recall": 0.0})["recall"] for s in got))
-        cells = [" · ".join((_fmt(f[0], ".0f"), _fmt(f[1], ".2f"), _fmt(f[2], ".2f"))) if (f := folds.get(e))
-                 else "–" for e in engines]
-        if folds:
-            vals = list(folds.values())
-            cells.append(" · ".join((_fmt(mean(v[0] for v in vals), ".0f"), _fmt(mean(v[1] for v in vals), ".2f"),
-                                     _fmt(mean(v[2] for v in vals), ".2f"))))
-            cells.append(" · ".join((_fmt(max(v[0] for v in vals), ".0f"), _fmt(min(v[1] for v in vals), ".2f"),
-                                     _fmt(min(v[2] for v in vals), ".2f"))))
-        else:
-            cells += ["–", "–"]
+        folds = {e: [mean(get(r["stream"]) for r in mine if r["held_out"] == e) for _, get, _, _ in figures]
+                 for e in engines if any(r["held_out"] == e for r in mine)}
+        cells = [" · ".join(_fmt(v, f[2]) for v, f in zip(folds[e], figures)) if e in folds else "–" for e in engines]
+        vals = list(folds.values())
+        for over in (None, "worst"):
+            got = [[v[i] for v in vals if v[i] is not None] for i in range(len(figures))]
+            cells.append(" · ".join(_fmt((mean(g) if over is None else f[3](g)) if g else None, f[2])
+                                    for g, f in zip(got, figures)))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

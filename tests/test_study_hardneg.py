@@ -45,9 +45,14 @@ def test_stream_scores_a_model_on_an_engines_two_streams(tmp_path):
     streams.make_stream(tmp_path / "pos" / "espeak.wav", "espeak", 6, negative=False)
     pair = streams.stream_pair(tmp_path / "neg", tmp_path / "pos", "espeak")
     assert pair and streams.stream_pair(tmp_path / "neg", tmp_path / "pos", "piper") is None
-    got = streams.score_streams(bundled_model_path(), *pair, bar=1e6)
+    streams.make_stream(tmp_path / "other" / "espeak.wav", "espeak", 6, negative=True, other_text=True)
+    said = {line.split(",")[0] for line in (tmp_path / "neg" / "espeak.csv").read_text().splitlines()[1:]}
+    other = {line.split(",")[0] for line in (tmp_path / "other" / "espeak.csv").read_text().splitlines()[1:]}
+    assert other and said and other != said
+    got = streams.score_streams(bundled_model_path(), *pair, bar=1e6, other=tmp_path / "other" / "espeak.wav")
     assert got["keywords_spoken"] >= 1 and 0 <= got["recall"] <= 1 and got["fa_per_hour"] >= 0
     assert got["at_bar"]["threshold"] == 0.3  # every threshold is under a bar that high
+    assert got["other_fa_per_hour"] >= 0 and all("other_fa_per_hour" in r for r in got["sweep"])
 
 
 def test_a_fold_mines_only_the_streams_of_the_engines_it_trains_on(tmp_path):
