@@ -5,7 +5,9 @@ same small net on every engine but one (espeak-ng is never held out), score it o
 engine's spoken clips and on the real-voice test set. Each *ingredient* is that fold recipe
 with one change, trained on the four folds at every seed; the baseline is the fold recipe
 unchanged. An ingredient is kept only if its mean and worst fold beat the baseline's by more
-than the seeds scatter.
+than the seeds scatter. With ``--neg-streams`` and ``--pos-streams`` each fold model is also
+scored on its held-out engine's streams (``studies/streams.py``: false alarms per hour on
+keyword-free speech, recall on keywords), which clip accuracy does not show.
 
 An ingredient is written ``NAME:CHANGE[,CHANGE...]`` where a change is either a setting of
 the run config, ``train.FIELD=VALUE`` or ``data.FIELD=VALUE`` (a field of
@@ -38,6 +40,7 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import streams  # noqa: E402
 import voices  # noqa: E402
 
 from kwspi import gsc  # noqa: E402
@@ -117,24 +120,40 @@ def run_dir(args, ing: Ingredient, mix: voices.Mix, seed: int) -> Path:
     return args.work / "runs" / voices.scale_tag(args) / ing.name / f"{mix.tag}-seed{seed}"
 
 
-def steps(args, ingredients: list[Ingredient]):
+def fold_steps(args, ing: Ingredient, mix: voices.Mix, seed: int, data: Path):
+    """Train and export one fold model: ``ing``'s settings, trained on the folder ``data``."""
     from kwspi.train.config import DataConfig, ExportRun, TrainConfig, TrainRun
     from kwspi.train.sweep import Step
 
-    out = []
-    for seed in args.seeds:
-        for ing in ingredients:
-            for mix in folds():
-                run = run_dir(args, ing, mix, seed)
-                train = TrainRun(arch=args.arch, out=run, resume=True,
-                                 data=DataConfig(data=mix_dir(args, ing, mix), views=args.views),
-                                 train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                                   seed=seed, label_smoothing=0.0, device="cpu"))
-                tag = f"{ing.name}/{mix.tag}-seed{seed}"
-                out.append(Step.of(f"{tag}/train", ing.apply(train), run / "metrics.json"))
-                export = ExportRun(checkpoint=run / "checkpoint.pt", out=run / "model.onnx")
-                out.append(Step.of(f"{tag}/export", export, run / "model.onnx", (f"{tag}/train",)))
-    return out
+    run = run_dir(args, ing, mix, seed)
+    train = TrainRun(arch=args.arch, out=run, resume=True, data=DataConfig(data=data, views=args.views),
+                     train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                       seed=seed, label_smoothing=0.0, device="cpu"))
+    tag = f"{ing.name}/{mix.tag}-seed{seed}"
+    export = ExportRun(checkpoint=run / "checkpoint.pt", out=run / "model.onnx")
+    return [Step.of(f"{tag}/train", ing.apply(train), run / "metrics.json"),
+            Step.of(f"{tag}/export", export, run / "model.onnx", (f"{tag}/train",))]
+
+
+def steps(args, ingredients: list[Ingredient]):
+    return [step for seed in args.seeds for ing in ingredients for mix in folds()
+            for step in fold_steps(args, ing, mix, seed, mix_dir(args, ing, mix))]
+
+
+def score(args, ing: Ingredient, mix: voices.Mix, seed: int, pools: dict[str, Path]) -> dict | None:
+    """One fold model's row: its held-out engine's clips, the real voices and, when
+    ``--neg-streams`` and ``--pos-streams`` hold that engine's streams, the streams."""
+    model = run_dir(args, ing, mix, seed) / "model.onnx"
+    if not model.exists():
+        return None
+    held_out = mix.unheard()[0]
+    pair = streams.stream_pair(args.neg_streams, args.pos_streams, held_out)
+    other = args.other_neg_streams / f"{held_out}.wav" if args.other_neg_streams else None
+    return {"ingredient": ing.name, "held_out": held_out, "seed": seed,
+            "unheard": voices.score_engine(model, pools[held_out], held_out),
+            "real": voices.score_real(model, args.real),
+            "stream": streams.score_streams(model, *pair, args.fa_bar, other if other and other.exists() else None)
+            if pair else None}
 
 
 def table(rows: list[dict], ingredients: list[Ingredient]) -> str:
@@ -189,6 +208,20 @@ def figures(rows: list[dict], ingredient: str) -> dict:
     return out
 
 
+def add_stream_options(parser) -> None:
+    parser.add_argument("--neg-streams", type=Path, default=None,
+                        help="ENGINE.wav per engine, keyword-free (kwspi synth-stream --negative): each fold "
+                             "model's false alarms per hour on its held-out engine's")
+    parser.add_argument("--pos-streams", type=Path, default=None,
+                        help="ENGINE.wav per engine with keywords (kwspi synth-stream): its recall there")
+    parser.add_argument("--other-neg-streams", type=Path, default=None,
+                        help="ENGINE.wav per engine, keyword-free, of text the keyword-free streams do not say: "
+                             "false alarms on text no model mined")
+    parser.add_argument("--fa-bar", type=float, default=streams.FA_BAR,
+                        help="the stream recall is also given at the lowest threshold with at most this many "
+                             "false alarms per hour on the keyword-free stream")
+
+
 def main():
     parser = voices.study_parser(__doc__, "runs/recipe", [0, 1])
     parser.add_argument("--ingredient", action="append", default=[], type=Ingredient.parse,
@@ -201,6 +234,7 @@ def main():
     parser.add_argument("--figures", type=Path, default=None,
                         help="also write one ingredient's folds as figures for `kwspi export --figures`")
     parser.add_argument("--figures-of", default=BASELINE.name, metavar="NAME", help="that ingredient")
+    add_stream_options(parser)
     args = parser.parse_args()
 
     from kwspi.train.executors import LocalExecutor
@@ -214,18 +248,10 @@ def main():
     build_mixes(args, ingredients, pools)
     failed = run_steps(steps(args, ingredients), args.work / "logs", LocalExecutor(args.jobs))
 
-    rows = []
-    for seed in args.seeds:
-        for ing in ingredients:
-            for mix in folds():
-                model = run_dir(args, ing, mix, seed) / "model.onnx"
-                if not model.exists():
-                    continue
-                held_out = mix.unheard()[0]
-                rows.append({"ingredient": ing.name, "held_out": held_out, "seed": seed,
-                             "unheard": voices.score_engine(model, pools[held_out], held_out),
-                             "real": voices.score_real(model, args.real)})
-                print(json.dumps(rows[-1]))
+    rows = [row for seed in args.seeds for ing in ingredients for mix in folds()
+            if (row := score(args, ing, mix, seed, pools))]
+    for row in rows:
+        print(json.dumps(row))
     command = ".venv/bin/python studies/recipe.py " + shlex.join(sys.argv[1:])
     payload = {"study": NAME, "command": command,
                "ingredients": [dataclasses.asdict(i) for i in ingredients],
@@ -235,6 +261,8 @@ def main():
     if args.figures:
         write_text(args.figures, json.dumps(figures(rows, args.figures_of), indent=1) + "\n")
     print(table(rows, ingredients))
+    if any(r["stream"] for r in rows):
+        print(streams.table(rows, [i.name for i in ingredients], [m.unheard()[0] for m in folds()], voices.LABEL))
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)} (logs in {args.work / 'logs'})")
 
