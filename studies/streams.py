@@ -14,8 +14,9 @@ scored on its held-out engine's two streams as ``kwspi eval-stream --sweep-thres
   threshold of the sweep gets that low);
 - ``sweep``: both per threshold of the sweep, for any other bar.
 
-``make_stream`` writes such a stream through the library: ``kwspi synth-stream`` deals 64
-speakers, more than Piper's one voice has (20 speeds and pitches at most here).
+``make_stream`` writes such a stream as ``kwspi synth-stream --speakers --keywords --text``
+would, with fewer speakers for Piper's one voice (20 speeds and pitches here) and only the
+keywords that voice says right.
 """
 
 from __future__ import annotations
@@ -34,18 +35,10 @@ def make_stream(out: Path, engine: str, seconds: float, negative: bool, seed: in
     """``kwspi synth-stream OUT --engines ENGINE --seconds S --seed SEED [--negative]``, with at
     most ``STREAM_SPEAKERS[engine]`` speakers; the truth CSV beside it. Kept when it exists.
 
-    ``other_text``: sentences and confusable words from training's text (``texts.CONTEXT_SENTENCES``,
-    ``texts.TRAINING_CONFUSABLES``, disjoint from what streams say) instead of the streams' own:
-    a keyword-free stream whose text no model mined, when mining reads the streams' text."""
-    from unittest import mock
-
-    from kwspi.train.speech import stream as _stream, texts
+    ``other_text``: sentences and confusable words from training's text (``--text training``,
+    disjoint from what streams say) instead of the streams' own: a keyword-free stream whose
+    text no model mined, when mining reads the streams' text."""
     from kwspi.train.speech.stream import StreamConfig, write_stream
-
-    if other_text:
-        with mock.patch.multiple(_stream, SENTENCES=texts.CONTEXT_SENTENCES, CONFUSABLE_SENTENCES=texts.CONTEXT_SENTENCES,
-                                 CONFUSABLE_WORDS=texts.TRAINING_CONFUSABLES):
-            return make_stream(out, engine, seconds, negative, seed)
 
     if out.exists() and out.with_suffix(".csv").exists():
         return None
@@ -54,6 +47,7 @@ def make_stream(out: Path, engine: str, seconds: float, negative: bool, seed: in
 
     wrong = engines.module(engine).CANNOT_SAY.get(ONE_VOICE.get(engine), ())
     config = StreamConfig(seconds=seconds, seed=seed, negative=negative, engines=(engine,),
+                          text="training" if other_text else StreamConfig.text,
                           speakers=STREAM_SPEAKERS.get(engine, StreamConfig.speakers),
                           keywords=tuple(k for k in StreamConfig.keywords if k not in wrong))
     return write_stream(out, out.with_suffix(".csv"), config)

@@ -50,6 +50,8 @@ def test_config_errors_are_user_errors():
         StreamConfig(negative=True, mix=(("keyword", 1.0),)).check()
     with pytest.raises(stream.StreamError, match="single"):
         StreamConfig(keywords=("lights on",)).check()
+    with pytest.raises(stream.StreamError, match="text 'poems'"):
+        StreamConfig(text="poems").check()
 
 
 # --- building streams (espeak-ng) -----------------------------------------------------
@@ -171,6 +173,25 @@ def test_synth_stream_command(tmp_path):
 
 
 @needs_espeak
+def test_synth_stream_says_the_text_keywords_and_speakers_it_is_given(tmp_path):
+    from kwspi.train.speech.cli import synth_stream
+
+    result = CliRunner().invoke(synth_stream, [str(tmp_path / "t.wav"), "--seconds", "40", "--negative", "--text",
+                                               "training", "--speakers", "3"])
+    assert result.exit_code == 0, result.output
+    rows = read_truth(tmp_path / "t.csv")
+    training = {w for t in texts.CONTEXT_SENTENCES + texts.TRAINING_CONFUSABLES for w in t.lower().split()}
+    evaluation = {w for t in texts.SENTENCES + texts.CONFUSABLE_WORDS + texts.CONFUSABLE_SENTENCES
+                  for w in t.lower().split()}
+    said = {r.label for r in rows}
+    assert said <= training and said - evaluation
+    assert len({r.voice for r in rows}) <= 3
+    result = CliRunner().invoke(synth_stream, [str(tmp_path / "k.wav"), "--seconds", "30", "--keywords", "yes,no"])
+    assert result.exit_code == 0, result.output
+    assert {r.label for r in read_truth(tmp_path / "k.csv")} & set(gsc.KEYWORDS) == {"yes", "no"}
+
+
+@needs_espeak
 def test_phrase_speech_is_connected_timed_and_names_the_speaker(tmp_path):
     config = StreamConfig(seconds=25, seed=5, mix=(("phrase", 1.0),))
     a = stream.write_stream(tmp_path / "a.wav", tmp_path / "a.csv", config)
@@ -196,6 +217,7 @@ def test_synth_stream_options_default_to_the_config():
 
     params = {p.name: p for p in cli.synth_stream.params}
     assert params["speech"].default == StreamConfig().speech == "phrase"
+    assert params["text"].default == StreamConfig().text and params["speakers"].default == StreamConfig().speakers
     assert params["transformed_share"].default == StreamConfig().transformed_share
     params = {p.name: p for p in cli.synth_context.params}
     from kwspi.train.speech.context import ContextConfig

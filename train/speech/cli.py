@@ -14,7 +14,7 @@ from kwspi import gsc
 from kwspi.options import progress_bar, seed_option
 from kwspi.settings import parse_names
 from kwspi.train.speech.context import NEGATIVE_FOLDER, ContextConfig
-from kwspi.train.speech.stream import SPEECH_MODES, StreamConfig
+from kwspi.train.speech.stream import SPEECH_MODES, TEXTS, StreamConfig
 from kwspi.train.speech.synth import SynthConfig
 
 _SYNTH, _STREAM = SynthConfig(), StreamConfig()
@@ -212,9 +212,16 @@ def synth_context(out_dir, n_speakers, keywords, repeats, negatives, seed, engin
               help="phrase: the words of a phrase or sentence said in one go, connected, with the engine's word "
                    "times; joined: each word said alone and joined with short gaps (streams made before "
                    "phrase speech, reproduced).")
+@click.option("--text", type=click.Choice(tuple(TEXTS)), default=_STREAM.text, show_default=True,
+              help="What the sentences and confusable words say: evaluation, text no training data says; training, "
+                   "the text training data says (a stream of other text, say for false alarms after mining "
+                   "evaluation streams).")
+@click.option("--keywords", help="With keywords: comma-separated keywords to say. [default: all ten]")
+@click.option("--speakers", type=click.IntRange(min=1), default=_STREAM.speakers, show_default=True,
+              help="Speakers dealt over the engines (fewer for an engine with few voices: Piper makes at most 23).")
 @_transform_options
 def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, engine_names, voices, exclude_voices, negative, speech,
-                 transform_names, transformed_share):
+                 text, keywords, speakers, transform_names, transformed_share):
     """Synthesize a long audio stream of speech over noise, and its truth CSV.
 
     The voice engines (espeak-ng alone by default) speak isolated keywords,
@@ -237,8 +244,9 @@ def synth_stream(out_wav, truth_csv, seconds, snr_db, seed, engine_names, voices
     from kwspi.train.speech import engines as _engines
     from kwspi.train.speech import stream as _stream
 
-    config = StreamConfig(seconds=seconds, snr_db=snr_db, seed=seed, negative=negative, speech=speech,
-                          engines=_engines.parse_engines(parse_names(engine_names)), **_voices(voices, exclude_voices),
+    config = StreamConfig(seconds=seconds, snr_db=snr_db, seed=seed, negative=negative, speech=speech, text=text,
+                          speakers=speakers, engines=_engines.parse_engines(parse_names(engine_names)),
+                          keywords=parse_names(keywords) or _STREAM.keywords, **_voices(voices, exclude_voices),
                           transforms=parse_names(transform_names) or (), transformed_share=transformed_share)
     truth_csv = truth_csv or out_wav.with_suffix(".csv")
     # Report bad options and paths before the progress bar starts drawing.

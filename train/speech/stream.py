@@ -46,8 +46,8 @@ from kwspi.features import SAMPLE_RATE
 from kwspi.train.speech import engines, phrases, synth
 from kwspi.train.speech.engines import Speaker
 from kwspi.train.speech.noise import NoiseTrack
-from kwspi.train.speech.texts import (CONFUSABLE_SENTENCES, CONFUSABLE_WORDS, GENERIC_PHRASES, KEYWORD_PHRASES,
-                                     SENTENCES)
+from kwspi.train.speech.texts import (CONFUSABLE_SENTENCES, CONFUSABLE_WORDS, CONTEXT_SENTENCES, GENERIC_PHRASES,
+                                     KEYWORD_PHRASES, SENTENCES, TRAINING_CONFUSABLES)
 
 
 POSITIVE_MIX = (("keyword", 0.35), ("phrase", 0.30), ("sentence", 0.15), ("confusable", 0.20))
@@ -56,6 +56,14 @@ EVERYDAY_MIX = (("keyword", 0.5), ("phrase", 0.3), ("sentence", 0.2))
 NEGATIVE_MIX = (("sentence", 0.5), ("confusable", 0.5))
 EVENT_KINDS = ("keyword", "phrase", "sentence", "confusable")
 SPEECH_MODES = ("phrase", "joined")
+#: What the sentence and confusable events say, by name: ``evaluation``, the streams' own text,
+#: which no training data says (tested); ``training``, the sentences and confusable words that
+#: training data says (``synth-context``, ``make default-model``'s unknown class): a stream of
+#: other text, for false alarms on speech a model trained or mined on another text did not hear.
+TEXTS = {
+    "evaluation": (SENTENCES, CONFUSABLE_WORDS, CONFUSABLE_SENTENCES),
+    "training": (CONTEXT_SENTENCES, TRAINING_CONFUSABLES, CONTEXT_SENTENCES),
+}
 
 
 class StreamError(KwspiError):
@@ -85,6 +93,7 @@ class StreamConfig:
     lead_in_s: float = 1.0  # noise only: the runtime decides nothing before one full window
     tail_s: float = 1.5  # noise only after the last event, so its window can still fire
     speakers: int = 64  # size of the speaker pool drawn from per event
+    text: str = "evaluation"  # what sentences and confusables say: a key of TEXTS
     # "phrase": an event of several words is said in one go, connected, with the engine's word
     # times (phrases.speak_phrase); "joined": every word said alone and joined with short gaps,
     # as streams were made before (for reproducing them).
@@ -117,6 +126,10 @@ class StreamConfig:
             raise StreamError("a negative stream cannot have keyword or phrase events")
         if self.speech not in SPEECH_MODES:
             raise StreamError(f"speech {self.speech!r}: one of {', '.join(SPEECH_MODES)}")
+        if self.text not in TEXTS:
+            raise StreamError(f"text {self.text!r}: one of {', '.join(TEXTS)}")
+        if not self.keywords and not self.negative:
+            raise StreamError("a stream with keywords needs at least one keyword")
         for kw in self.keywords:
             if " " in kw or kw != kw.lower() or not kw:
                 raise StreamError(f"keyword {kw!r}: streams take single lower-case words")
@@ -157,8 +170,10 @@ class _Deck:
         return self._left.pop()
 
 
-def _choose_words(kind: str, rng: np.random.Generator, deck: _Deck) -> tuple[list[str], int | None]:
+def _choose_words(kind: str, rng: np.random.Generator, deck: _Deck, text: str
+                  ) -> tuple[list[str], int | None]:
     """The words of one event and the index of its keyword (``None`` for no keyword)."""
+    sentences, confusable_words, confusable_sentences = TEXTS[text]
     if kind == "keyword":
         return [deck.draw()], 0
     if kind == "phrase":
@@ -167,10 +182,10 @@ def _choose_words(kind: str, rng: np.random.Generator, deck: _Deck) -> tuple[lis
         words = template.split()
         return [kw if w == "{kw}" else w.lower() for w in words], words.index("{kw}")
     if kind == "sentence":
-        return str(rng.choice(SENTENCES)).lower().split(), None
+        return str(rng.choice(sentences)).lower().split(), None
     if rng.uniform() < 0.5:
-        return [str(rng.choice(CONFUSABLE_WORDS))], None
-    return str(rng.choice(CONFUSABLE_SENTENCES)).lower().split(), None
+        return [str(rng.choice(confusable_words))], None
+    return str(rng.choice(confusable_sentences)).lower().split(), None
 
 
 # --- how it sounds --------------------------------------------------------------------
@@ -249,7 +264,7 @@ def _next_event(rng: np.random.Generator, speakers: Sequence[Speaker], deck: _De
     when one cannot say a word (some voices are silent on some words)."""
     kinds, weights = zip(*[(k, w) for k, w in config.event_mix if w > 0])
     kind = kinds[rng.choice(len(kinds), p=np.asarray(weights) / sum(weights))]
-    words, kw_at = _choose_words(kind, rng, deck)
+    words, kw_at = _choose_words(kind, rng, deck, config.text)
     # Only speakers whose engine says every word right (all of espeak-ng's do, so its
     # streams are as they were).
     able = [s for s in speakers if not any(engines.cannot_say(s, w) for w in words)] or speakers
