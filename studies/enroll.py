@@ -3,20 +3,21 @@
 For each voice (of an engine the base model did not train on): ``kwspi synth`` makes a few
 speakers of it (the same voice at other speeds and pitches), 3 clips per word. The speaker
 with the middle speed gives the takes (3 per keyword), its folder's first noise file the
-room and, with ``--speech``, its words of :data:`SPEECH_WORDS` said one after another the
-user's other speech (``_unknown_/``; words the test never uses); the model is adapted as
-``kwspi enroll --clips`` does, once per ``--variant`` of :class:`EnrollConfig`. Both models are then scored on the
-other speakers' clips of that voice (other rates and pitches), the ten keywords and the
-other words (as ``_unknown_``), clean and mixed at 10 dB with noise the room never held
-(argmax over the labels: clip accuracy), and ``kwspi eval-stream`` counts their false alarms
-per hour on a keyword-free stream of other voices' speech. Prints a markdown table and
-writes ``results/enroll.json``.
+room and, in a variant with ``speech=true``, its words of :data:`SPEECH_WORDS` said one after
+another the user's other speech (``_unknown_/``; words the test never uses); the model is
+adapted as ``kwspi enroll --clips`` does, once per ``--variant`` (an :class:`EnrollConfig`).
+Both models are then scored on the other speakers' clips of that voice (other rates and
+pitches), the ten keywords and the other words (as ``_unknown_``), clean and mixed at 10 dB
+with noise the room never held: clip accuracy (argmax) and the keyword clips that reach the
+threshold; ``kwspi eval-stream --sweep-thresholds`` counts their false alarms per hour on a
+keyword-free stream of other voices' speech, so each can also be read at the other's rate.
+Prints a markdown table and writes ``--out``.
 
 Example:
     .venv/bin/python studies/enroll.py --base runs/enroll/base200/model.onnx \\
         --voices mbrola:mb-us1,mbrola:mb-us2,rhvoice:bdl,rhvoice:clb \\
         --negative runs/enroll/negative.wav --work runs/enroll/voices \\
-        --variant flat:keep_prior=false --variant default:
+        --variant takes: --variant takes+speech:speech=true
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ before that carry a bank even over the labels; this script redraws it from GSC-l
 through the model's own graph and front end and writes a new model file (graph byte for byte
 the same, metadata otherwise unchanged). Silence rows are the model's features of silence.
 
-Example (the bundled model, from the study pools of its five training engines):
-    .venv/bin/python studies/rebank.py --model kwspi/models/default.onnx \\
-        --data data/voices/espeak --data data/voices/mbrola --data data/voices/rhvoice \\
-        --data data/voices/piper --data data/voices/kokoro --size 250 --out kwspi/models/default.onnx
+Example (the bundled model, from the study pools of its five training engines, joined first:
+each folder's training split must hold every keyword, and Piper's lacks three):
+    kwspi combine data/voices-all data/voices/espeak data/voices/mbrola data/voices/rhvoice \\
+        data/voices/piper data/voices/kokoro
+    .venv/bin/python studies/rebank.py --model kwspi/models/default.onnx --data data/voices-all \\
+        --size 250 --out kwspi/models/default.onnx
 """
 
 from __future__ import annotations
