@@ -24,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kwspi import gsc
 from kwspi.evaluate import split_features, task_for
 from kwspi.modelfile import write_model
-from kwspi.modelinfo import encode_array, open_session, read_info, run_batched
+from kwspi.modelinfo import decode_array, open_session, read_info
 from kwspi.train.config import ExportRun
-from kwspi.train.export import bank_rows
+from kwspi.train.export import bank
 from kwspi.train.run import EVERY_OTHER_WORD
 
 
@@ -47,13 +46,12 @@ def main() -> None:
     parts = [split_features(d, "training", info.features, task, args.seed) for d in args.data]
     X = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
-    rows = bank_rows(y, args.size, args.seed, info.labels.index(gsc.UNKNOWN), args.speech_share)
     session, _ = open_session(args.model)
-    embeddings = run_batched(session, info.embedding["output"], X[rows].astype(np.float32))
-    bank = {"embeddings": encode_array(embeddings, "<f2"), "labels": encode_array(y[rows], "<u1")}
-    write_model(args.model, dataclasses.replace(info, bank=bank), args.out)
-    print(f"{args.out}: bank of {len(rows)} ({np.bincount(y[rows], minlength=len(info.labels)).tolist()} per label "
-          f"{list(info.labels)}) from {sum(len(p[1]) for p in parts)} training examples of {len(args.data)} folder(s)")
+    carried = bank(session, X.astype(np.float32), y, info.labels, args.size, args.speech_share, args.seed)
+    write_model(args.model, dataclasses.replace(info, bank=carried), args.out)
+    labels = decode_array(carried["labels"])
+    print(f"{args.out}: bank of {len(labels)} ({np.bincount(labels, minlength=len(info.labels)).tolist()} per label "
+          f"{list(info.labels)}) from {len(y)} training examples of {len(args.data)} folder(s)")
 
 
 if __name__ == "__main__":

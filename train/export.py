@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from kwspi.atomic import atomic_write
-from kwspi.modelinfo import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME, ModelInfo, encode_array
+from kwspi.gsc import UNKNOWN
+from kwspi.modelinfo import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME, ModelInfo, encode_array, run_batched
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,17 @@ def bank_rows(labels: np.ndarray, size: int, seed: int = 0, speech: int | None =
             break
         picked += [int(p[rank]) for p in per_label.values() if rank < len(p)]
     return np.sort(np.array(picked[:size], dtype=np.int64))
+
+
+def bank(session, X: np.ndarray, y: np.ndarray, labels, size: int, speech_share: float, seed: int = 0) -> dict:
+    """The ``bank`` metadata of a model: :func:`bank_rows` of ``y`` (``speech_share`` of them
+    ``_unknown_``), their embeddings as the int8 graph ``session`` computes them, and labels;
+    empty for a size of 0."""
+    rows = bank_rows(y, size, seed, labels.index(UNKNOWN) if UNKNOWN in labels else None, speech_share)
+    if not len(rows):
+        return {}
+    return {"embeddings": encode_array(run_batched(session, EMBEDDING_NAME, X[rows]), "<f2"),
+            "labels": encode_array(y[rows], "<u1")}
 
 
 class _Windows:

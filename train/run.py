@@ -22,11 +22,11 @@ from kwspi.errors import DatasetError, KwspiError
 from kwspi.evaluate import evaluate_onnx, task_for
 from kwspi.features import FeatureConfig
 from kwspi.metrics import classification_report
-from kwspi.modelinfo import EMBEDDING_NAME, INPUT_NAME, ModelInfo, encode_array, open_session
+from kwspi.modelinfo import ModelInfo, open_session
 from kwspi.progress import Progress, silent
 from kwspi.train.config import DataConfig, ExportRun, SearchRun, TrainConfig, TrainRun
 from kwspi.train.data import FeatureSet, load_split
-from kwspi.train.export import bank_rows, export_model, write_metadata
+from kwspi.train.export import bank, export_model, write_metadata
 from kwspi.train.fit import fit, load_checkpoint, load_weights, predict, save_checkpoint
 from kwspi.train.nets.counting import count
 from kwspi.train.nets.domain import domain_labels
@@ -278,11 +278,7 @@ def export_run(cfg: ExportRun, progress: Progress = silent) -> tuple[dict, dict]
         metrics[name] = {"accuracy": round(report["accuracy"], 5), "n": report["n"]}
     metrics.update(figures)
     Xb, yb = bank_pool(X, y, data, features, task, labels, seed, progress) if cfg.bank_speech_share else (X, y)
-    rows = bank_rows(yb.numpy(), cfg.bank_size, seed, labels.index(gsc.UNKNOWN) if gsc.UNKNOWN in labels else None,
-                     cfg.bank_speech_share)
     session, written = open_session(cfg.out)
-    embeddings = session.run([EMBEDDING_NAME], {INPUT_NAME: Xb[rows].numpy()})[0]  # as the int8 graph sees them
-    bank = {"embeddings": encode_array(embeddings, "<f2"),
-            "labels": encode_array(yb[rows].numpy(), "<u1")} if len(rows) else {}
-    write_metadata(cfg.out, dataclasses.replace(written, metrics=metrics, bank=bank), cfg.out)
+    carried = bank(session, Xb.numpy(), yb.numpy(), labels, cfg.bank_size, cfg.bank_speech_share, seed)
+    write_metadata(cfg.out, dataclasses.replace(written, metrics=metrics, bank=carried), cfg.out)
     return sizes, metrics
