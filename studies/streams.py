@@ -69,23 +69,20 @@ def _evaluate(model, wav: Path) -> dict:
     return evaluate_stream(model, WavSource(wav), read_truth(wav.with_suffix(".csv")), grid=SWEEP_THRESHOLDS)
 
 
-def operating_point(neg_rows: list[dict], pos_rows: list[dict], bar: float) -> dict | None:
-    """The lowest threshold whose keyword-free false alarms per hour are at most ``bar``, with
-    the keyword stream's recall there; rows are the two sweeps' (same grid)."""
-    recall = {r["threshold"]: r["recall"] for r in pos_rows}
-    for r in sorted(neg_rows, key=lambda r: r["threshold"]):
-        if r["fa_per_hour"] <= bar:
-            return {"threshold": r["threshold"], "fa_per_hour": round(r["fa_per_hour"], 1),
-                    "recall": recall.get(r["threshold"])}
+def operating_point(sweep: list[dict], bar: float, key: str = "fa_per_hour") -> dict | None:
+    """From a row's ``sweep``: the lowest threshold with at most ``bar`` false alarms per hour
+    on the keyword-free stream (``key``: ``other_fa_per_hour``, the other-text one), with the
+    keyword stream's recall there; ``None`` when no threshold gets there."""
+    for r in sorted(sweep, key=lambda r: r["threshold"]):
+        if r.get(key, float("inf")) <= bar:
+            return {"threshold": r["threshold"], "fa_per_hour": r[key], "recall": r["recall"]}
     return None
 
 
 def recall_at(sweep: list[dict], bar: float, key: str = "fa_per_hour") -> float:
-    """From a row's ``sweep``: the keyword stream's recall at the lowest threshold with at most
-    ``bar`` false alarms per hour on the keyword-free stream (``key``: ``other_fa_per_hour``,
-    the other-text one); 0 when no threshold gets there."""
-    return next(((r["recall"] or 0.0) for r in sorted(sweep, key=lambda r: r["threshold"])
-                 if r.get(key, float("inf")) <= bar), 0.0)
+    """:func:`operating_point`'s recall, 0 when no threshold gets to ``bar``."""
+    point = operating_point(sweep, bar, key)
+    return (point["recall"] or 0.0) if point else 0.0
 
 
 def score_streams(model_path: Path, neg: Path, pos: Path, bar: float = FA_BAR, other: Path | None = None) -> dict:
@@ -97,13 +94,13 @@ def score_streams(model_path: Path, neg: Path, pos: Path, bar: float = FA_BAR, o
     n, p = _evaluate(model, neg), _evaluate(model, pos)
     o = _evaluate(model, other) if other else None
     extra = {} if o is None else {"other": str(other), "other_fa_per_hour": round(o["fa_per_hour"], 1)}
+    sweep = [{"threshold": a["threshold"], "fa_per_hour": round(a["fa_per_hour"], 1), "recall": b["recall"]}
+             | ({} if o is None else {"other_fa_per_hour": round(o["sweep"]["rows"][i]["fa_per_hour"], 1)})
+             for i, (a, b) in enumerate(zip(n["sweep"]["rows"], p["sweep"]["rows"]))]
     return {**extra, "neg": str(neg), "pos": str(pos), "neg_hours": round(n["hours"], 4),
             "keywords_spoken": p["keywords_spoken"], "thresholds": n["thresholds"],
             "fa_per_hour": round(n["fa_per_hour"], 1), "recall": p["recall"],
-            "bar": bar, "at_bar": operating_point(n["sweep"]["rows"], p["sweep"]["rows"], bar),
-            "sweep": [{"threshold": a["threshold"], "fa_per_hour": round(a["fa_per_hour"], 1), "recall": b["recall"]}
-                      | ({} if o is None else {"other_fa_per_hour": round(o["sweep"]["rows"][i]["fa_per_hour"], 1)})
-                      for i, (a, b) in enumerate(zip(n["sweep"]["rows"], p["sweep"]["rows"]))]}
+            "bar": bar, "at_bar": operating_point(sweep, bar), "sweep": sweep}
 
 
 def _fmt(x, spec: str) -> str:

@@ -13,11 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "studies"))
 def test_operating_point_is_the_lowest_threshold_under_the_bar_with_the_keyword_streams_recall():
     import streams
 
-    neg = [{"threshold": t, "fa_per_hour": fa} for t, fa in ((0.9, 50.0), (0.5, 300.0), (0.8, 60.0), (0.95, 0.0))]
-    pos = [{"threshold": t, "recall": r} for t, r in ((0.5, 0.9), (0.8, 0.7), (0.9, 0.6), (0.95, 0.2))]
-    assert streams.operating_point(neg, pos, 60.0) == {"threshold": 0.8, "fa_per_hour": 60.0, "recall": 0.7}
-    assert streams.operating_point(neg, pos, 0.0)["threshold"] == 0.95
-    assert streams.operating_point(neg[:3], pos, 10.0) is None
+    sweep = [{"threshold": t, "fa_per_hour": fa, "recall": r}
+             for t, fa, r in ((0.9, 50.0, 0.6), (0.5, 300.0, 0.9), (0.8, 60.0, 0.7), (0.95, 0.0, 0.2))]
+    assert streams.operating_point(sweep, 60.0) == {"threshold": 0.8, "fa_per_hour": 60.0, "recall": 0.7}
+    assert streams.operating_point(sweep, 0.0)["threshold"] == 0.95
+    assert streams.operating_point(sweep[:3], 10.0) is None
 
 
 def test_stream_table_gives_each_fold_and_the_mean_and_worst():
