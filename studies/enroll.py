@@ -108,20 +108,23 @@ def test_clips(voice_dir: Path, speaker: str) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def accuracy(model: LoadedModel, clips) -> float:
-    labels = model.info.labels
-    return float(np.mean([labels[int(model.posteriors(clip_features(x.astype(np.float32))).argmax())] == w
-                          for w, x in clips]))
+def posteriors(model: LoadedModel, features: list[np.ndarray]) -> np.ndarray:
+    """``[n_clips, n_labels]``: each clip's posteriors, as the engine would score its window."""
+    return np.stack([model.posteriors(f) for f in features])
 
 
-def detected(model: LoadedModel, clips, threshold: float | None = None) -> float:
+def accuracy(model: LoadedModel, P: np.ndarray, said: list[str]) -> float:
+    """Clips whose argmax is the label said."""
+    return float(np.mean([model.info.labels[int(k)] == w for k, w in zip(P.argmax(1), said)]))
+
+
+def detected(model: LoadedModel, P: np.ndarray, said: list[str], threshold: float | None = None) -> float:
     """Share of the keyword clips whose keyword's posterior reaches ``threshold`` (by default
     the model's threshold for it): what the thresholds let through, where ``accuracy`` is
     argmax alone. One-second clips, so no smoothing: a stand-in for a stream's recall."""
     labels = model.info.labels
-    said = [(w, x) for w, x in clips if w in gsc.KEYWORDS]
-    return float(np.mean([model.posteriors(clip_features(x.astype(np.float32)))[labels.index(w)]
-                          >= (model.info.threshold(w) if threshold is None else threshold) for w, x in said]))
+    return float(np.mean([P[i, labels.index(w)] >= (model.info.threshold(w) if threshold is None else threshold)
+                          for i, w in enumerate(said) if w in gsc.KEYWORDS]))
 
 
 def stream_figures(model: Path, negative: Path) -> tuple[float, dict[float, float]]:
@@ -132,11 +135,12 @@ def stream_figures(model: Path, negative: Path) -> tuple[float, dict[float, floa
     return float(out["fa_per_hour"]), {float(r["threshold"]): float(r["fa_per_hour"]) for r in out["sweep"]["rows"]}
 
 
-def at_fa(model: LoadedModel, clips, sweep: dict[float, float], fa: float) -> tuple[float, float]:
+def at_fa(model: LoadedModel, P: np.ndarray, said: list[str], sweep: dict[float, float],
+          fa: float) -> tuple[float, float]:
     """``(threshold, detected)`` at the lowest swept threshold with at most ``fa`` false alarms
     per hour: how much of the voice the model hears at another model's false-alarm rate."""
     t = min((t for t, f in sweep.items() if f <= fa), default=max(sweep))
-    return t, detected(model, clips, t)
+    return t, detected(model, P, said, t)
 
 
 def main() -> None:
@@ -164,23 +168,28 @@ def main() -> None:
         spk = speakers(folder)
         chosen = spk[len(spk) // 2]
         clips = test_clips(folder, chosen["speaker"])
-        before, found = accuracy(base, clips), detected(base, clips)
+        said = [w for w, _ in clips]
+        features = [clip_features(x.astype(np.float32)) for _, x in clips]
+        P0 = posteriors(base, features)
+        before, found = accuracy(base, P0, said), detected(base, P0, said)
         for name, speech, cfg in variants:
             mine = args.work / f"{voice}-{args.base.stem}-{name}.onnx"
             takes = takes_folder(folder, chosen["speaker"], args.work / "takes", speech)
             mine.write_bytes(enroll(args.base, takes, cfg))
             enrolled = LoadedModel.load(mine)
+            P = posteriors(enrolled, features)
             row = {"voice": f"{engine}:{voice}", "variant": name, "speech": speech, "config": dataclasses.asdict(cfg),
                    "takes_speed": int(chosen["speed"]),
                    "test_speeds": sorted({int(s["speed"]) for s in spk} - {int(chosen["speed"])}),
-                   "test_clips": len(clips), "before": before, "after": accuracy(enrolled, clips),
-                   "detected_before": found, "detected_after": detected(enrolled, clips),
+                   "test_clips": len(clips), "before": before, "after": accuracy(enrolled, P, said),
+                   "detected_before": found, "detected_after": detected(enrolled, P, said),
                    "held_out_takes": enrolled.info.enrollment["held_out_takes"],
                    "thresholds": enrolled.info.thresholds}
             row["fa_per_hour"], sweep = stream_figures(mine, args.negative)
             # the same false-alarm rate for both: each model at the threshold that keeps to the other's
-            row["at_base_fa"] = dict(zip(("threshold", "detected"), at_fa(enrolled, clips, sweep, base_fa)))
-            row["base_at_its_fa"] = dict(zip(("threshold", "detected"), at_fa(base, clips, base_sweep, row["fa_per_hour"])))
+            row["at_base_fa"] = dict(zip(("threshold", "detected"), at_fa(enrolled, P, said, sweep, base_fa)))
+            row["base_at_its_fa"] = dict(zip(("threshold", "detected"),
+                                             at_fa(base, P0, said, base_sweep, row["fa_per_hour"])))
             rows.append(row)
             print(f"{row['voice']} {name}: {row['before']:.3f} -> {row['after']:.3f}, detected {found:.3f} -> "
                   f"{row['detected_after']:.3f}, FA/h {row['fa_per_hour']:.2f}; at the base's FA/h it detects "
