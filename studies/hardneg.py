@@ -189,6 +189,7 @@ def print_tables(rows: list[dict], names: list[str]) -> None:
 
 def main():
     parser = voices.study_parser(__doc__, "runs/mining", [0, 1])
+    recipe.add_figures_options(parser)
     recipe.add_stream_options(parser)
     parser.add_argument("--ingredient", action="append", default=[], type=recipe.Ingredient.parse,
                         help="a settings ingredient, as studies/recipe.py takes it; repeat for more")
@@ -215,7 +216,7 @@ def main():
     if unknown:
         parser.error(f"--with {', '.join(unknown)}: not an --ingredient")
     todo = variants(args.rounds, [by_name[n] for n in args.with_], args.with_rounds)
-    pools = {e: args.pools / e for e in voices.ENGINES}
+    pools = recipe.make_pools(args.pools, as_they_are=args.report_only)  # scoring synthesizes nothing
     failed = [] if args.report_only else train(args, ingredients, todo, pools)
 
     names = ingredients + todo
@@ -226,6 +227,7 @@ def main():
                "mined": [v.name for v in todo], "mining": recorded(args, todo), "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / f"{NAME}.json", json.dumps(payload, indent=1, default=str) + "\n")
+    recipe.write_figures(args, rows)
     print_tables(rows, [n.name for n in names])
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)} (logs in {args.work / 'logs'})")

@@ -100,6 +100,14 @@ class Ingredient:
 BASELINE = Ingredient("baseline")
 
 
+def make_pools(root: Path, as_they_are: bool = False) -> dict[str, Path]:
+    """``root/ENGINE`` for every engine: the study's pools, synthesized where clips are missing
+    (``voices.synth_pool`` keeps those there), or, ``as_they_are``, folders made elsewhere."""
+    if as_they_are:
+        return {e: root / e for e in voices.ENGINES}
+    return {e: voices.synth_pool(e, root / e, voices.SPEAKERS[e]) for e in voices.ENGINES}
+
+
 def folds() -> list[voices.Mix]:
     return [m for m in voices.plan_mixes(curve=False) if m.kind == "fold"]
 
@@ -188,9 +196,10 @@ def table(rows: list[dict], ingredients: list[Ingredient]) -> str:
     return "\n".join(lines)
 
 
-def figures(rows: list[dict], ingredient: str) -> dict:
+def figures(rows: list[dict], ingredient: str, threshold: float | None = None) -> dict:
     """One ingredient's folds as named figures for ``kwspi export --figures``: the held-out
-    engines (accuracy on each, its mean and worst over folds and seeds) and the real voices."""
+    engines (accuracy on each, its mean and worst over folds and seeds), the real voices and,
+    where the folds were scored on streams, :func:`stream_figures`."""
     mine = [r for r in rows if r["ingredient"] == ingredient]
     by_engine = {}
     for r in mine:
@@ -205,7 +214,68 @@ def figures(rows: list[dict], ingredient: str) -> dict:
     if real:
         out["real voices (fold models, never trained on)"] = {
             "right": round(statistics.mean(g["right"] for g in real), 2), "of": real[0]["of"]}
+    scored = [r for r in mine if r.get("stream")]
+    if scored:
+        out[STREAM_FIGURES] = stream_figures(scored, threshold)
     return out
+
+
+#: The name under which :func:`figures` gives a model's folds on its held-out engines' streams.
+STREAM_FIGURES = "held-out engine streams (leave-one-engine-out folds of this recipe)"
+
+
+def stream_figures(rows: list[dict], threshold: float | None = None) -> dict:
+    """The folds on their held-out engine's streams, at the models' thresholds (or at
+    ``threshold`` for every keyword, one of the streams' sweep): false alarms per
+    hour on keyword-free talk (of text no model mined, when the rows have it: mining reads the
+    other keyword-free stream), recall on the keyword stream, and the recall at the lowest
+    threshold that keeps false alarms at most ``bar`` an hour; each engine the mean of its
+    seeds, then the mean and worst over engines."""
+    key = "other_fa_per_hour" if all("other_fa_per_hour" in r["stream"] for r in rows) else "fa_per_hour"
+    by_engine: dict[str, list[dict]] = {}
+    for r in rows:
+        by_engine.setdefault(r["held_out"], []).append(r["stream"])
+    bar = rows[0]["stream"]["bar"]
+
+    def at(s: dict) -> dict:
+        if threshold is None:
+            return s
+        point = [p for p in s["sweep"] if p["threshold"] == threshold]
+        if not point:
+            raise SystemExit(f"--figures-threshold {threshold}: not a threshold of the streams' sweep")
+        return point[0]
+
+    per = {e: {"fa_per_hour": round(statistics.mean(at(s)[key] for s in ss), 1),
+               "recall": round(statistics.mean(at(s)["recall"] for s in ss), 4),
+               "recall_at_bar": round(statistics.mean(streams.recall_at(s["sweep"], bar, key) for s in ss), 4)}
+           for e, ss in by_engine.items()}
+    mean = {m: round(statistics.mean(p[m] for p in per.values()), 4)
+            for m in ("fa_per_hour", "recall", "recall_at_bar")}
+    own = sorted({t for r in rows for t in r["stream"]["thresholds"].values()})
+    thresholds = own if threshold is None else [threshold]
+    return {"thresholds": thresholds,
+            "negatives": "keyword-free talk of text no model mined" if key != "fa_per_hour" else "keyword-free talk",
+            "fa_per_hour": mean["fa_per_hour"], "fa_per_hour_worst": max(p["fa_per_hour"] for p in per.values()),
+            "recall": mean["recall"], "recall_worst": min(p["recall"] for p in per.values()),
+            "bar_fa_per_hour": bar, "recall_at_bar": mean["recall_at_bar"],
+            "per_engine": per, "seeds": sorted({r["seed"] for r in rows}),
+            "keywords": {e: next(r["stream"]["keywords_spoken"] for r in rows if r["held_out"] == e) for e in per}}
+
+
+def add_figures_options(parser) -> None:
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="also write one ingredient's folds as figures for `kwspi export --figures`")
+    parser.add_argument("--figures-of", default=BASELINE.name, metavar="NAME", help="that ingredient")
+    parser.add_argument("--figures-threshold", type=float, default=None, metavar="T",
+                        help="stream figures at this threshold for every keyword (the one the model ships "
+                             "with) [default: the fold models' own]")
+
+
+def write_figures(args, rows: list[dict]) -> None:
+    if args.figures:
+        if not any(r["ingredient"] == args.figures_of for r in rows):
+            raise SystemExit(f"--figures-of {args.figures_of}: no fold of it was scored")
+        write_text(args.figures, json.dumps(figures(rows, args.figures_of, args.figures_threshold), indent=1) + "\n")
 
 
 def add_stream_options(parser) -> None:
@@ -231,9 +301,7 @@ def main():
                              "making the study's 16 words with voices.py's speakers")
     parser.add_argument("--without-baseline", action="store_true",
                         help="train only the ingredients (the baseline's folds are known, or not wanted)")
-    parser.add_argument("--figures", type=Path, default=None,
-                        help="also write one ingredient's folds as figures for `kwspi export --figures`")
-    parser.add_argument("--figures-of", default=BASELINE.name, metavar="NAME", help="that ingredient")
+    add_figures_options(parser)
     add_stream_options(parser)
     args = parser.parse_args()
 
@@ -241,10 +309,7 @@ def main():
     from kwspi.train.sweep import run_steps
 
     ingredients = ([] if args.without_baseline else [BASELINE]) + args.ingredient
-    if args.pools_as_they_are:
-        pools = {e: args.pools / e for e in voices.ENGINES}
-    else:
-        pools = {e: voices.synth_pool(e, args.pools / e, voices.SPEAKERS[e]) for e in voices.ENGINES}
+    pools = make_pools(args.pools, as_they_are=args.pools_as_they_are)
     build_mixes(args, ingredients, pools)
     failed = run_steps(steps(args, ingredients), args.work / "logs", LocalExecutor(args.jobs))
 
@@ -258,8 +323,7 @@ def main():
                "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / f"{NAME}.json", json.dumps(payload, indent=1, default=str) + "\n")
-    if args.figures:
-        write_text(args.figures, json.dumps(figures(rows, args.figures_of), indent=1) + "\n")
+    write_figures(args, rows)
     print(table(rows, ingredients))
     if any(r["stream"] for r in rows):
         print(streams.table(rows, [i.name for i in ingredients], [m.unheard()[0] for m in folds()], voices.LABEL))

@@ -166,3 +166,28 @@ def table(rows: list[dict], names: list[str], engines: list[str], label: dict) -
                                     for g, f in zip(got, figures)))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python studies/streams.py DIR ENGINE:SECONDS... [--negative] [--seed N] [--text training]``:
+    ``DIR/ENGINE.wav`` for each engine as :func:`make_stream` makes it (the Makefile's fold and
+    mining streams), skipping those already there."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("specs", nargs="+", metavar="ENGINE:SECONDS")
+    parser.add_argument("--negative", action="store_true", help="no keyword at all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--text", choices=("evaluation", "training"), default="evaluation",
+                        help="training: the text training data says (streams to mine)")
+    args = parser.parse_args(argv)
+    for spec in args.specs:
+        engine, _, seconds = spec.partition(":")
+        out = args.out / f"{engine}.wav"
+        made = make_stream(out, engine, float(seconds), args.negative, args.seed, args.text == "training")
+        print(f"{out}: {'made' if made is not None else 'already there'}")
+
+
+if __name__ == "__main__":
+    main()

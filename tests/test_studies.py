@@ -193,3 +193,43 @@ def test_recipe_figures_are_the_folds_mean_and_worst():
     assert folds["per_engine"] == {"mbrola": 0.7, "kokoro": 0.45}
     assert folds["mean"] == 0.575 and folds["worst"] == 0.45 and folds["worst_engine"] == "kokoro"
     assert figures["real voices (fold models, never trained on)"] == {"right": 4.5, "of": 41}
+
+
+def test_recipe_stream_figures_use_the_unmined_negatives_and_the_worst_engine():
+    import recipe
+
+    def row(engine, seed, fa, other, recall):
+        sweep = [{"threshold": 0.5, "fa_per_hour": fa * 2, "recall": recall + 0.1, "other_fa_per_hour": other * 2},
+                 {"threshold": 0.8, "fa_per_hour": fa, "recall": recall, "other_fa_per_hour": other},
+                 {"threshold": 0.99, "fa_per_hour": 30.0, "recall": 0.05, "other_fa_per_hour": 50.0}]
+        return {"ingredient": "m", "held_out": engine, "seed": seed, "unheard": {"accuracy": 0.5, "n": 10},
+                "real": None,
+                "stream": {"thresholds": {"yes": 0.8, "no": 0.8}, "fa_per_hour": fa, "other_fa_per_hour": other,
+                           "recall": recall, "bar": 60.0, "keywords_spoken": 100, "sweep": sweep}}
+
+    rows = [row("mbrola", 0, 300.0, 200.0, 0.4), row("mbrola", 1, 100.0, 100.0, 0.2),
+            row("kokoro", 0, 500.0, 400.0, 0.3), row("kokoro", 1, 500.0, 400.0, 0.3)]
+    got = recipe.figures(rows, "m")[recipe.STREAM_FIGURES]
+    assert got["negatives"] == "keyword-free talk of text no model mined"
+    assert got["per_engine"]["mbrola"] == {"fa_per_hour": 150.0, "recall": 0.3, "recall_at_bar": 0.05}
+    assert got["fa_per_hour"] == 275.0 and got["fa_per_hour_worst"] == 400.0
+    assert got["recall"] == 0.3 and got["recall_worst"] == 0.3 and got["thresholds"] == [0.8]
+    at_half = recipe.figures(rows, "m", threshold=0.5)[recipe.STREAM_FIGURES]  # the threshold shipped
+    assert at_half["thresholds"] == [0.5] and at_half["fa_per_hour"] == 550.0 and at_half["recall"] == 0.4
+    for r in rows:  # without the unmined stream, the mined one counts
+        del r["stream"]["other_fa_per_hour"]
+    assert recipe.figures(rows, "m")[recipe.STREAM_FIGURES]["fa_per_hour"] == 350.0
+
+
+def test_streams_cli_makes_each_engines_stream_once(tmp_path, capsys):
+    import streams
+
+    from kwspi.deploy.evaluation.truth import read_truth
+
+    streams.main([str(tmp_path), "espeak:6", "--negative", "--seed", "3", "--text", "training"])
+    wav = tmp_path / "espeak.wav"
+    truth = read_truth(wav.with_suffix(".csv"))
+    assert truth and not [t for t in truth if t.label in gsc.KEYWORDS]
+    made = wav.stat().st_mtime_ns
+    streams.main([str(tmp_path), "espeak:6", "--negative"])
+    assert wav.stat().st_mtime_ns == made and capsys.readouterr().out.endswith("espeak.wav: already there\n")
