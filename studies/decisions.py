@@ -185,8 +185,8 @@ def markdown(report: dict, command: str) -> str:
     lines = [
         "# Decisions: patience, smoothing and refractory at equal recall",
         "",
-        f"Model `{report['model']}`. **Data: synthetic speech of engines this model never trained on** "
-        f"({report['data']}), never human speech, never GSC. Positives: {report['keywords_spoken']} keywords in "
+        f"Model `{report['model']}`. **Data: {report['data']}**, never human speech, never GSC. "
+        f"Positives: {report['keywords_spoken']} keywords in "
         f"{report['positive_minutes']:.0f} min ({', '.join(report['positives'])}); negatives: "
         f"{report['negative_minutes']:.0f} min without a keyword ({', '.join(report['negatives'])}). "
         f"Stride {report['stride_ms']} ms. One threshold for every keyword, swept over {len(THRESHOLDS)} values "
@@ -244,9 +244,9 @@ def main(argv=None) -> int:
                     help="stream with keywords; its truth CSV beside it (repeatable)")
     ap.add_argument("--negatives", type=Path, action="append", required=True,
                     help="stream without keywords (repeatable)")
-    ap.add_argument("--data", default="mbrola, rhvoice, piper, kokoro; 10 and 20 dB with keywords, 15 dB without; "
-                    "phrases said in one go and word by word",
-                    help="what the streams are, for the report")
+    ap.add_argument("--data", default="synthetic speech of MBROLA, RHVoice, Piper and Kokoro; 10 and 20 dB with "
+                    "keywords, 15 dB without",
+                    help="what the streams are, for the report; say whether the model trained on their engines")
     ap.add_argument("--stride-ms", type=int, default=DEFAULT_STRIDE_MS)
     ap.add_argument("--recall", type=float, action="append",
                     help="a target recall (repeatable) [default: the shipped rule's at its thresholds, 0.5 and 0.95]")
