@@ -60,8 +60,8 @@ def test_listen_finds_isolated_keywords_at_the_right_times(tmp_path, model):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "the bundled model still misses keywords inside phrases and fires on connected speech: its third "
-    "edition finds 0.64 of the keywords in phrase streams of four engines at 20 dB with 616 false alarms "
+    "the bundled model still misses keywords inside phrases and fires on connected speech: its fourth "
+    "edition finds 0.58 of the keywords in phrase streams of four engines at 20 dB with 266 false alarms "
     "an hour on their keyword-free talk at its threshold (README, 'The bundled model'). A model that "
     "passes turns this red: then drop the mark."))
 def test_listen_finds_keywords_in_connected_speech_without_false_alarms(tmp_path, model):
