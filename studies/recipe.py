@@ -137,7 +137,9 @@ def fold_steps(args, ing: Ingredient, mix: voices.Mix, seed: int, data: Path):
     train = TrainRun(arch=args.arch, out=run, resume=True, data=DataConfig(data=data, views=args.views),
                      train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                        seed=seed, label_smoothing=0.0, device="cpu"))
-    tag = f"{ing.name}/{mix.tag}-seed{seed}"
+    # The scale in the name: two nets in one --work would otherwise share a step's record, and
+    # each run would move the other's finished folds aside as "ran with other settings".
+    tag = f"{voices.scale_tag(args)}/{ing.name}/{mix.tag}-seed{seed}"
     export = ExportRun(checkpoint=run / "checkpoint.pt", out=run / "model.onnx")
     return [Step.of(f"{tag}/train", ing.apply(train), run / "metrics.json"),
             Step.of(f"{tag}/export", export, run / "model.onnx", (f"{tag}/train",))]

@@ -148,9 +148,10 @@ def steps(args, mixes: list[Mix]):
                              data=DataConfig(data=args.work / "mix" / mix.tag, views=args.views),
                              train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                                seed=seed, label_smoothing=0.0, device="cpu"))
-            out.append(Step.of(f"{tag}/train", train, run / "metrics.json"))
+            name = f"{scale_tag(args)}/{tag}"  # as recipe.fold_steps: one record per net and scale
+            out.append(Step.of(f"{name}/train", train, run / "metrics.json"))
             export = ExportRun(checkpoint=run / "checkpoint.pt", out=model_file(args, mix, seed))
-            out.append(Step.of(f"{tag}/export", export, model_file(args, mix, seed), (f"{tag}/train",)))
+            out.append(Step.of(f"{name}/export", export, model_file(args, mix, seed), (f"{name}/train",)))
     return out
 
 

@@ -233,3 +233,18 @@ def test_streams_cli_makes_each_engines_stream_once(tmp_path, capsys):
     made = wav.stat().st_mtime_ns
     streams.main([str(tmp_path), "espeak:6", "--negative"])
     assert wav.stat().st_mtime_ns == made and capsys.readouterr().out.endswith("espeak.wav: already there\n")
+
+
+def test_fold_steps_of_two_nets_in_one_work_folder_keep_their_own_records(tmp_path):
+    import recipe
+
+    def args(arch):
+        return type("Args", (), {"work": tmp_path, "arch": arch, "epochs": 1, "batch_size": 10, "lr": 0.1,
+                                 "views": 1})
+
+    fold = recipe.folds()[0]
+    a, b = (recipe.fold_steps(args(arch), recipe.BASELINE, fold, 0, tmp_path / "mix")
+            for arch in ("dscnn-s", "dscnn-m"))
+    assert not {s.name for s in a} & {s.name for s in b}
+    assert {s.name for s in a} == {s.name for s in recipe.fold_steps(args("dscnn-s"), recipe.BASELINE, fold, 0,
+                                                                       tmp_path / "mix")}

@@ -123,7 +123,8 @@ def test_a_mined_recipe_trains_on_the_fold_and_the_clips_of_each_of_its_rounds(t
     assert {p.name.split("-")[0] for p in mix.glob("mined/*.wav")} == {"r1", "r2"}
     assert {p.name.split("-")[0] for p in mix.glob("yes/*.wav")} == set(fold.engines)
     steps = recipe.fold_steps(Args, two, fold, 0, mix)
-    assert [s.name for s in steps] == [f"mine2/{fold.tag}-seed0/train", f"mine2/{fold.tag}-seed0/export"]
+    tag = f"dscnn-s-e1-b10-lr0.1-v1/mine2/{fold.tag}-seed0"
+    assert [s.name for s in steps] == [f"{tag}/train", f"{tag}/export"]
     assert str(mix) in steps[0].argv
 
 
