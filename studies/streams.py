@@ -184,8 +184,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for spec in args.specs:
         engine, _, seconds = spec.partition(":")
+        try:
+            seconds = float(seconds)
+        except ValueError:
+            parser.error(f"{spec!r}: want ENGINE:SECONDS, say kokoro:120")
         out = args.out / f"{engine}.wav"
-        made = make_stream(out, engine, float(seconds), args.negative, args.seed, args.text == "training")
+        made = make_stream(out, engine, seconds, args.negative, args.seed, args.text == "training")
         print(f"{out}: {'made' if made is not None else 'already there'}")
 
 

@@ -233,6 +233,9 @@ def test_streams_cli_makes_each_engines_stream_once(tmp_path, capsys):
     made = wav.stat().st_mtime_ns
     streams.main([str(tmp_path), "espeak:6", "--negative"])
     assert wav.stat().st_mtime_ns == made and capsys.readouterr().out.endswith("espeak.wav: already there\n")
+    with pytest.raises(SystemExit):
+        streams.main([str(tmp_path), "espeak"])
+    assert "want ENGINE:SECONDS" in capsys.readouterr().err
 
 
 def test_fold_steps_of_two_nets_in_one_work_folder_keep_their_own_records(tmp_path):
