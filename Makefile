@@ -137,10 +137,11 @@ mine-streams: setup voices
 
 # The folds' yardstick beside clip accuracy (results/mining.md): per held-out engine, a stream
 # with keywords and one of keyword-free talk of the text no model mines.
-FOLD_STREAMS  := mbrola:300:600 rhvoice:180:300 piper:300:600 kokoro:90:120
+FOLD_POS      := mbrola:300 rhvoice:180 piper:300 kokoro:90
+FOLD_NEG      := mbrola:600 rhvoice:300 piper:600 kokoro:120
 fold-streams: setup voices
-	$(BIN)/python studies/streams.py data/posstreams $(foreach s,$(FOLD_STREAMS),$(word 1,$(subst :, ,$(s))):$(word 2,$(subst :, ,$(s))))
-	$(BIN)/python studies/streams.py data/negstreams --negative $(foreach s,$(FOLD_STREAMS),$(word 1,$(subst :, ,$(s))):$(word 3,$(subst :, ,$(s))))
+	$(BIN)/python studies/streams.py data/posstreams $(FOLD_POS)
+	$(BIN)/python studies/streams.py data/negstreams --negative $(FOLD_NEG)
 
 # The model that mines: the recipe without mining (the third edition). MINER=FILE mines with a
 # model already built instead of training it again.
