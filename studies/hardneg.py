@@ -137,9 +137,9 @@ def recorded(args, todo: list[Mined]) -> list[dict]:
 
 
 def build_mix(args, v: Mined, mix: voices.Mix, seed: int, pools: dict[str, Path]) -> Path:
-    """The fold's pools plus the clips of rounds 1..``v.rounds``."""
+    """What ``v.base`` trains on in the fold, plus the clips of rounds 1..``v.rounds``."""
     out = mined_mix_dir(args, v, mix, seed)
-    gsc.combine([pools[e] for e in mix.engines] + v.clips(args, mix, seed), out)
+    gsc.combine(recipe.fold_folders(v.base, mix, pools) + v.clips(args, mix, seed), out)
     return out
 
 

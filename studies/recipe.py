@@ -117,11 +117,18 @@ def mix_dir(args, ing: Ingredient, mix: voices.Mix) -> Path:
     return args.work / "mix" / (f"{mix.tag}+{ing.name}" if ing.pools or ing.shared else mix.tag)
 
 
+def fold_folders(ing: Ingredient, mix: voices.Mix, pools: dict[str, Path]) -> list[Path]:
+    """What a fold of ``ing`` trains on: the pools of the fold's engines, the ingredient's
+    ``+pool`` folders of those engines only (never the held-out engine's) and its ``+shared``
+    folders."""
+    extra = [p / e for p in ing.pools for e in mix.engines if (p / e).is_dir()]
+    return [pools[e] for e in mix.engines] + extra + list(ing.shared)
+
+
 def build_mixes(args, ingredients: list[Ingredient], pools: dict[str, Path]) -> None:
     for ing in ingredients:
         for mix in folds():
-            extra = [p / e for p in ing.pools for e in mix.engines if (p / e).is_dir()] + list(ing.shared)
-            gsc.combine([pools[e] for e in mix.engines] + extra, mix_dir(args, ing, mix))
+            gsc.combine(fold_folders(ing, mix, pools), mix_dir(args, ing, mix))
 
 
 def run_dir(args, ing: Ingredient, mix: voices.Mix, seed: int) -> Path:

@@ -127,6 +127,18 @@ def test_a_mined_recipe_trains_on_the_fold_and_the_clips_of_each_of_its_rounds(t
     assert [s.name for s in steps] == [f"{tag}/train", f"{tag}/export"]
     assert str(mix) in steps[0].argv
 
+    # A recipe with folders of its own trains on them when mined too: the ingredient's pool of
+    # the fold's engines (never the held-out engine's) and its shared folder.
+    for e in voices.ENGINES:
+        for wav in make_gsc(tmp_path / "tf" / e, words=("yes",), n_speakers=1, layout="v2").rglob("*.wav"):
+            wav.rename(wav.with_name(f"tf{e}-{wav.name}"))
+    make_gsc(tmp_path / "shared", words=("other",), n_speakers=1, layout="v2")
+    tf = recipe.Ingredient.parse(f"tf:+pool={tmp_path / 'tf'},+shared={tmp_path / 'shared'}")
+    mix = hardneg.build_mix(Args, hardneg.Mined(tf, 1), fold, 0, pools)
+    assert {p.name.split("-")[0] for p in mix.glob("yes/*.wav")} == set(fold.engines) | {f"tf{e}" for e in fold.engines}
+    assert {p.parent.name for p in mix.glob("*/*.wav")} >= {"mined", "other"}
+    assert not list(mix.glob(f"yes/tf{fold.unheard()[0]}-*"))
+
 
 def test_a_fold_without_the_stream_of_an_engine_it_trains_on_stops(tmp_path):
     import hardneg
