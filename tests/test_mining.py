@@ -111,6 +111,23 @@ def test_the_folder_trains_as_unknown_with_each_voice_a_speaker(model, tmp_path)
         assert tuple(csv.DictReader(f).fieldnames) == gsc.SPEAKER_FIELDS  # synth's (test_transforms)
 
 
+def test_two_rounds_on_the_same_streams_join_without_hiding_a_clip(model, tmp_path):
+    # A second round mines the streams the first did; joined with ``kwspi combine`` (the first
+    # folder's clip wins a name), no window of either round may be lost to a name clash.
+    wav, truth = near_tone_stream(tmp_path / "neg.wav")
+    streams = [NegativeStream(wav, tuple(truth))]
+    first, _ = mine(model, streams, tmp_path / "r1", MiningConfig(max_clips=4, seed=1), LOW)
+    second, _ = mine(model, streams, tmp_path / "r2", MiningConfig(max_clips=4, seed=2), LOW)
+    ends = {c.end_s for c in first} | {c.end_s for c in second}
+    assert {c.end_s for c in second} - {c.end_s for c in first}, "the rounds took the same windows"
+    both = gsc.combine([tmp_path / "r1", tmp_path / "r2"], tmp_path / "both")
+    joined = clips_of(both)
+    assert len(joined) == len(ends)
+    shared = {c.clip for c in first} & {c.clip for c in second}
+    for name in shared:  # a window both rounds took: one name, the same second of audio
+        assert (tmp_path / "r1" / name).read_bytes() == (tmp_path / "r2" / name).read_bytes()
+
+
 def test_spread_keeps_the_best_of_neighbours_and_draw_keeps_order():
     windows = [Window(0, 16000, "low", 0.5), Window(0, 17600, "low", 0.9), Window(0, 19200, "low", 0.6),
                Window(0, 40000, "high", 0.4), Window(1, 17600, "high", 0.3)]

@@ -10,10 +10,13 @@ From what is left, ``max_clips`` are drawn with ``seed``, so the same streams, m
 give the same clips. Each is the exact second of audio the network saw, written as an
 ``_unknown_`` clip into a GSC-layout folder:
 
-- ``mined/<speaker>_nohash_<n>.wav``: any folder that is not a keyword is ``_unknown_`` to
-  training; the speaker id hashes the stream's name with the engine and voice that said the
+- ``mined/<speaker>_nohash_<end_ms>.wav``: any folder that is not a keyword is ``_unknown_``
+  to training; the speaker id hashes the stream's name with the engine and voice that said the
   window's main word (when the truth CSV names them), so the clips of one voice share a
-  speaker and two folders mined from other streams never collide;
+  speaker, and the window's end in the stream (milliseconds) names the clip. So a name is one
+  second of one stream: two rounds mined from the same streams by different models can be
+  joined (``kwspi combine``) without a clip hiding another, and a window both rounds took is
+  one clip, the same audio;
 - ``speakers.csv`` with the columns of ``kwspi synth``'s catalogue, so the folder joins a
   synthetic one (``kwspi combine``) and the engine is known to training;
 - empty ``validation_list.txt`` and ``testing_list.txt``: mined clips are training data;
@@ -205,7 +208,6 @@ def mine(model: LoadedModel, streams: Sequence[NegativeStream], out, config: Min
     _clear(out)
     clips = []
     length = round(window_s * SAMPLE_RATE)
-    counts: dict[str, int] = {}
     for i, stream in enumerate(streams):
         mine_here = [w for w in chosen if w.stream == i]
         for w, x in zip(mine_here, cut(WavSource(stream.wav), [w.end for w in mine_here], length)):
@@ -213,8 +215,7 @@ def mine(model: LoadedModel, streams: Sequence[NegativeStream], out, config: Min
             row = filling_row(stream.truth, end_s, window_s)
             engine, voice = (row.engine, row.voice) if row is not None else ("", "")
             speaker = speaker_id(stream.wav, engine, voice)
-            n = counts[speaker] = counts.get(speaker, -1) + 1
-            rel = f"{MINED_WORD}/{speaker}_nohash_{n}.wav"
+            rel = f"{MINED_WORD}/{speaker}_nohash_{round(end_s * 1000)}.wav"
             (out / MINED_WORD).mkdir(parents=True, exist_ok=True)
             write_wav(out / rel, x, SAMPLE_RATE)
             said = row.label if row is not None else (NO_SPEECH if stream.truth else "")
