@@ -1,4 +1,5 @@
 import json
+import logging
 import math
 from dataclasses import replace
 
@@ -11,8 +12,8 @@ from kwspi.features import FeatureConfig
 from kwspi.train.nets.counting import count
 from kwspi.train.nets.model import KwsNet
 from kwspi.train.config import SearchConfig
-from kwspi.train.search import (arch_loss, arch_lr, fork_warmup, load_search_checkpoint, recalibrate_bn,
-                                search)
+from kwspi.train.search import (MIN_ARCH_TRAVEL, arch_loss, arch_lr, arch_travel, fork_warmup,
+                                load_search_checkpoint, recalibrate_bn, search)
 from kwspi.train.cli import search as search_command
 from kwspi.train.nets.space import load_arch
 from kwspi.train.nets.supernet import SuperNet
@@ -61,6 +62,26 @@ def test_arch_lr_ramps_from_zero_to_the_peak():
     assert arch_lr(0, 100, 4e-3) == pytest.approx(0.0)
     assert arch_lr(50, 100, 4e-3) == pytest.approx(4e-3 * (1 - math.sqrt(0.5)))  # 1 + cos(1.25 pi)
     assert arch_lr(100, 100, 4e-3) == pytest.approx(4e-3)
+
+
+def test_arch_travel_sums_the_ramp_over_the_steps_the_search_takes():
+    # The ramp's mean over a search is 1 - 2/pi of its peak: the paper's run on GSC v0.01
+    # (227 batches an epoch, a step every 5, 119 joint epochs with steps) against the sum.
+    paper = SearchConfig()
+    assert arch_travel(paper, 22_700) == pytest.approx(45 * 119 * 4e-3 * (1 - 2 / math.pi), rel=0.02)
+    assert arch_travel(paper, 22_700) > MIN_ARCH_TRAVEL > arch_travel(replace(paper, search_epochs=10), 3556)
+    assert arch_travel(replace(paper, search_epochs=1), 22_700) == 0  # the first joint epoch takes no step
+    assert arch_travel(replace(paper, arch_every=1), 1000) == pytest.approx(5 * arch_travel(paper, 1000), rel=0.05)
+
+
+def test_a_search_whose_architecture_cannot_move_says_so(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="kwspi.train.search"):
+        tiny_search(replace(TINY, arch_lr=1e-4), tmp_path / "stuck")
+    assert "--arch-lr" in caplog.text and "too little" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kwspi.train.search"):
+        tiny_search(replace(TINY, arch_lr=2.0), tmp_path / "moves")
+    assert "too little" not in caplog.text
 
 
 def test_config_rejects_nonsense():

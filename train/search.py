@@ -69,6 +69,34 @@ def arch_lr(step: int, total_steps: int, peak: float) -> float:
     return peak * (1 + math.cos(math.pi * (1 + 0.5 * step / max(total_steps, 1))))
 
 
+def arch_travel(cfg: SearchConfig, n_train: int) -> float:
+    """The architecture learning rates a search over ``n_train`` training examples sums to.
+
+    Adam with ``beta1 = 0`` moves a logit by about its lr per step whatever the gradient's
+    size, so this is about how far any logit can get from its uniform start. The paper's run
+    (Speech Commands v0.01, about 22,700 training examples, 120 joint epochs) sums to about 8;
+    the first search on the synthetic voices (3,556 clips, 10 joint epochs) summed to 0.1, and
+    its architecture never left the start (results/recipe.md).
+    """
+    steps = math.ceil(n_train / cfg.batch_size)
+    total = cfg.search_epochs * steps
+    return sum(arch_lr(e * steps + i, total, cfg.arch_lr)
+               for e in range(1, cfg.search_epochs) for i in range(steps) if (i + 1) % cfg.arch_every == 0)
+
+
+#: Below this :func:`arch_travel` the search warns that its architecture will hardly move.
+MIN_ARCH_TRAVEL = 1.0
+
+
+def _warn_if_the_architecture_stays(cfg: SearchConfig, n_train: int) -> None:
+    travel = arch_travel(cfg, n_train)
+    if cfg.search_epochs > 1 and travel < MIN_ARCH_TRAVEL:
+        log.warning("the architecture logits can move by about %.2f in this search (%d training examples, "
+                    "%d joint epochs, a step every %d batches, peak lr %g), too little to leave their "
+                    "uniform start (the paper's: about 8); raise --arch-lr or --search-epochs, or lower "
+                    "--arch-every", travel, n_train, cfg.search_epochs, cfg.arch_every, cfg.arch_lr)
+
+
 def _generators(seed: int, epoch: int) -> list[torch.Generator]:
     """Independent CPU generators for (training order, validation order, paths) of one epoch."""
     states = np.random.SeedSequence([seed, epoch]).generate_state(3, dtype=np.uint64)
@@ -242,7 +270,10 @@ def search(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     for epoch in range(start, cfg.epochs):
         began = time.monotonic()
-        record = _run_epoch(net, (wopt, aopt), loss_fn, epoch_data(epoch), val, cfg, epoch, device, progress)
+        data = epoch_data(epoch)
+        if epoch == start:
+            _warn_if_the_architecture_stays(cfg, len(data[0]))
+        record = _run_epoch(net, (wopt, aopt), loss_fn, data, val, cfg, epoch, device, progress)
         record["seconds"] = round(time.monotonic() - began, 3)
         history.append(record)
         log.info("epoch %d/%d loss %.4f E[MACs] %.2fM %s", epoch + 1, cfg.epochs, record["loss"],
