@@ -80,6 +80,10 @@ def test_a_search_whose_architecture_cannot_move_says_so(tmp_path, caplog):
     assert "--arch-lr" in caplog.text and "too little" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="kwspi.train.search"):
+        tiny_search(replace(TINY, search_epochs=1), tmp_path / "no-step")  # one joint epoch: no step at all
+    assert "too little" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kwspi.train.search"):
         tiny_search(replace(TINY, arch_lr=2.0), tmp_path / "moves")
     assert "too little" not in caplog.text
 

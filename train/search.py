@@ -81,7 +81,13 @@ def arch_travel(cfg: SearchConfig, n_train: int) -> float:
     steps = math.ceil(n_train / cfg.batch_size)
     total = cfg.search_epochs * steps
     return sum(arch_lr(e * steps + i, total, cfg.arch_lr)
-               for e in range(1, cfg.search_epochs) for i in range(steps) if (i + 1) % cfg.arch_every == 0)
+               for e in range(cfg.search_epochs) for i in range(steps) if takes_arch_step(e, i, cfg.arch_every))
+
+
+def takes_arch_step(joint_epoch: int, batch: int, arch_every: int) -> bool:
+    """Whether the search takes an architecture step after this batch of this joint epoch:
+    every ``arch_every``-th batch, from the second joint epoch on."""
+    return joint_epoch > 0 and (batch + 1) % arch_every == 0
 
 
 #: Below this :func:`arch_travel` the search warns that its architecture will hardly move.
@@ -90,7 +96,7 @@ MIN_ARCH_TRAVEL = 1.0
 
 def _warn_if_the_architecture_stays(cfg: SearchConfig, n_train: int) -> None:
     travel = arch_travel(cfg, n_train)
-    if cfg.search_epochs > 1 and travel < MIN_ARCH_TRAVEL:
+    if cfg.search_epochs > 0 and travel < MIN_ARCH_TRAVEL:
         log.warning("the architecture logits can move by about %.2f in this search (%d training examples, "
                     "%d joint epochs, a step every %d batches, peak lr %g), too little to leave their "
                     "uniform start (the paper's: about 8); raise --arch-lr or --search-epochs, or lower "
@@ -169,7 +175,7 @@ def _run_epoch(net, opts, loss_fn, data, val, cfg: SearchConfig, epoch: int, dev
             net.sample(g_path, uniform=warm)
             loss, correct = weight_step(net, opts[0], loss_fn, X[idx].to(device), y[idx].to(device), lr)
             s["loss"], s["correct"], s["seen"] = s["loss"] + loss * len(idx), s["correct"] + correct, s["seen"] + len(idx)
-            if not warm and joint_epoch > 0 and (i + 1) % cfg.arch_every == 0:
+            if not warm and takes_arch_step(joint_epoch, i, cfg.arch_every):
                 t = joint_epoch * steps + i
                 v = next(val_batches)
                 s["arch_lr"] = arch_lr(t, cfg.search_epochs * steps, cfg.arch_lr)
