@@ -33,6 +33,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -127,8 +128,15 @@ def pool_sizes(pool: Path) -> dict:
 
 def scale_tag(args) -> str:
     # The scale names the folders: a run resumed under other settings would mix them.
-    arch = Path(args.arch).name.removesuffix(".json")  # a name (dscnn-s) or an arch.json file
-    return f"{arch}-e{args.epochs}-b{args.batch_size}-lr{args.lr}-v{args.views}"
+    return f"{arch_tag(args.arch)}-e{args.epochs}-b{args.batch_size}-lr{args.lr}-v{args.views}"
+
+
+def arch_tag(arch) -> str:
+    """A net's name (``dscnn-s``), or an arch.json file's stem and the hash of what it holds:
+    two different nets saved under one name (``runs/X/arch.json``) must not share folders."""
+    path = Path(arch)
+    name = path.name.removesuffix(".json")
+    return f"{name}-{hashlib.sha256(path.read_bytes()).hexdigest()[:8]}" if path.is_file() else name
 
 
 def model_file(args, mix: Mix, seed: int) -> Path:

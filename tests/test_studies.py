@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -251,3 +252,24 @@ def test_fold_steps_of_two_nets_in_one_work_folder_keep_their_own_records(tmp_pa
     assert not {s.name for s in a} & {s.name for s in b}
     assert {s.name for s in a} == {s.name for s in recipe.fold_steps(args("dscnn-s"), recipe.BASELINE, fold, 0,
                                                                        tmp_path / "mix")}
+
+
+def test_fold_steps_of_two_arch_files_with_one_name_keep_their_own_records(tmp_path):
+    # Session 9: two searched nets both saved as arch.json shared a fold's records.
+    import recipe
+
+    def args(arch):
+        return type("Args", (), {"work": tmp_path, "arch": arch, "epochs": 1, "batch_size": 10, "lr": 0.1,
+                                 "views": 1})
+
+    files = []
+    for run, blocks in (("a", ["k3e1"]), ("b", ["k5e6"]), ("c", ["k3e1"])):
+        (tmp_path / run).mkdir()
+        files.append(tmp_path / run / "arch.json")
+        files[-1].write_text(json.dumps({"blocks": blocks}))
+    fold = recipe.folds()[0]
+    a, b, c = ({s.name for s in recipe.fold_steps(args(f), recipe.BASELINE, fold, 0, tmp_path / "mix")}
+               for f in files)
+    assert not a & b
+    assert a == c  # the same net under the same name keeps its records wherever the file lies
+    assert all(name.startswith("arch-") for name in a)
