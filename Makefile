@@ -97,8 +97,8 @@ demo: setup voices
 
 # Rebuilds kwspi/models/default.onnx from nothing (about 2 hours on 2 CPU cores: on a fresh
 # machine on 2026-12-05 the speech took 44 min; with the speech made, mining, the two trainings
-# and the folds' 48 steps took about an hour; training uses a GPU when there is one). Speech of every voice engine, one
-# folder each (data/bundle/ENGINE, joined by `kwspi combine`), so the same pools give the model
+# and the folds' 48 steps took about an hour; training uses a GPU when there is one). Speech of
+# every voice engine, one folder each (data/bundle/ENGINE, joined by `kwspi combine`), so the same pools give the model
 # and the leave-one-engine-out folds of its recipe (studies/recipe.py: the bundled architecture
 # trained without one engine, scored on it), whose figures go into the model's metadata: a model
 # trained on every engine has no engine left to be measured on (results/recipe.md).

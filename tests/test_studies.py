@@ -263,10 +263,10 @@ def test_fold_steps_of_two_arch_files_with_one_name_keep_their_own_records(tmp_p
                                  "views": 1})
 
     files = []
-    for run, blocks in (("a", ["k3e1"]), ("b", ["k5e6"]), ("c", ["k3e1"])):
+    for run, cells in (("a", ["k3e1"]), ("b", ["k5e6"]), ("c", ["k3e1"])):
         (tmp_path / run).mkdir()
         files.append(tmp_path / run / "arch.json")
-        files[-1].write_text(json.dumps({"blocks": blocks}))
+        files[-1].write_text(json.dumps({"kind": "mbconv", "cells": cells, "width_mult": 0.75}))
     fold = recipe.folds()[0]
     a, b, c = ({s.name for s in recipe.fold_steps(args(f), recipe.BASELINE, fold, 0, tmp_path / "mix")}
                for f in files)
