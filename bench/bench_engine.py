@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from _machine import machine
+from _modelfile import model_file
 from kwspi.deploy import Detector
 from kwspi.deploy.model import LoadedModel
 from kwspi.features import StreamingMfcc, clip_features
@@ -164,8 +165,7 @@ def main():
     info = model.info
     print(json.dumps({
         "benchmark": "engine",
-        "model": {"path": str(path), "macs": info.macs, "params": info.params, "n_mfcc": info.features.n_mfcc,
-                  "bytes": path.stat().st_size},
+        "model": {**model_file(path), "macs": info.macs, "params": info.params, "n_mfcc": info.features.n_mfcc},
         "audio_s_per_hop_setting": args.seconds,
         "results": results,
         "machine": machine(),

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from _machine import machine
+from _modelfile import model_file
 from bench_engine import resolve_model
 from kwspi.deploy.sources import Resampler
 from kwspi.wavio import read_wav_bytes_lenient, write_wav
@@ -165,7 +166,7 @@ def main():
               "baselines": base}
     print(json.dumps({
         "benchmark": "listen",
-        "model": str(model),
+        "model": model_file(model),
         "stream": "espeak-ng sentences over noise" if have_espeak else "noise with tone bursts",
         "results": results,
         "memory": memory,

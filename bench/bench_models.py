@@ -12,13 +12,13 @@ changes in decisions, whether or not the float answer was right.
 
 import argparse
 import json
-import os
 import statistics
 import time
 
 import numpy as np
 
 from _machine import machine
+from _modelfile import model_file
 from kwspi.evaluate import split_features, task_for
 from kwspi.modelinfo import INPUT_NAME, open_session
 
@@ -74,8 +74,9 @@ def main():
         name, paths = pair.split("=", 1)
         int8, flt = paths.split(":")
         _, info = open_session(int8)
-        row = {"macs": info.macs, "params": info.params, "weight_bytes_8bit": info.weight_bytes}
-        row["int8_file_bytes"], row["float_file_bytes"] = os.path.getsize(int8), os.path.getsize(flt)
+        row = {"int8": model_file(int8), "float": model_file(flt),
+               "macs": info.macs, "params": info.params, "weight_bytes_8bit": info.weight_bytes}
+        row["int8_file_bytes"], row["float_file_bytes"] = row["int8"]["bytes"], row["float"]["bytes"]
         row["int8_ms"], row["float_ms"] = latency_ms([int8, flt])
         row["int8_vs_float_time"] = row["int8_ms"] / row["float_ms"]
         row["int8_vs_float_size"] = row["int8_file_bytes"] / row["float_file_bytes"]

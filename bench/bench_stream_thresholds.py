@@ -15,6 +15,7 @@ import json
 import numpy as np
 
 from _machine import machine
+from _modelfile import model_file
 from kwspi.deploy import Detector
 from kwspi.deploy.model import LoadedModel
 from kwspi.deploy.evaluation.score import score_detections
@@ -60,7 +61,7 @@ def main():
             rows.append({"voices": voices, "stream": name, "threshold": th, "keywords": keywords, "hits": hits,
                          "recall": hits / keywords if keywords else None, "false_alarms": false_alarms,
                          "fa_per_hour": false_alarms / hours, "hours": hours})
-    print(json.dumps({"benchmark": "stream_thresholds", "model": args.model, "rows": rows, "machine": machine()},
+    print(json.dumps({"benchmark": "stream_thresholds", "model": model_file(args.model), "rows": rows, "machine": machine()},
                      indent=1))
 
 

@@ -23,6 +23,7 @@ integer benchmark says little about SIMD int8 convolutions.
 import json
 
 from _machine import machine
+from _modelfile import model_file
 from bench_engine import measure_engine, measure_floor, setup
 
 # (low, high) per-core slowdown against this machine; see the docstring for the sources.
@@ -60,7 +61,7 @@ def main():
     print(json.dumps({
         "benchmark": "estimate_pi",
         "ESTIMATE": "scaled from x86 by assumed slowdowns; nothing ran on a Pi",
-        "model": {"path": str(path), "macs": macs},
+        "model": {**model_file(path), "macs": macs},
         "x86_measured": {"inference_ms_p50": inference_ms,
                          "gmac_per_s": round(macs / inference_ms / 1e6, 2),
                          **{f"stride_{h}ms_cpu_ms": x for h, x in x86.items()}},
