@@ -188,12 +188,12 @@ bench: setup
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_listen.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/estimate_pi.py
 	@# The float twin and the data come from `make default-model` and are not in git.
-	@if [ -f runs/bundle/float.onnx ] && [ -d data/bundle/all ] && [ -d data/real-voices ]; then \
+	@if [ -f runs/bundle-mined/float.onnx ] && [ -d data/bundle/all ] && [ -d data/real-voices ]; then \
 	    echo OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_models.py ...; \
 	    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python bench/bench_models.py \
-	        bundled=kwspi/models/default.onnx:runs/bundle/float.onnx \
+	        bundled=kwspi/models/default.onnx:runs/bundle-mined/float.onnx \
 	        --data data/bundle/all --heldout data/real-voices; \
-	else echo "bench_models.py skipped: run make default-model first (runs/bundle/float.onnx, data/)"; fi
+	else echo "bench_models.py skipped: run make default-model first (runs/bundle-mined/float.onnx, data/)"; fi
 	@echo "not run here (root, ~15 min): bench/arm_check.sh"
 
 clean:
