@@ -76,10 +76,9 @@ def main():
         _, info = open_session(int8)
         row = {"int8": model_file(int8), "float": model_file(flt),
                "macs": info.macs, "params": info.params, "weight_bytes_8bit": info.weight_bytes}
-        row["int8_file_bytes"], row["float_file_bytes"] = row["int8"]["bytes"], row["float"]["bytes"]
         row["int8_ms"], row["float_ms"] = latency_ms([int8, flt])
         row["int8_vs_float_time"] = row["int8_ms"] / row["float_ms"]
-        row["int8_vs_float_size"] = row["int8_file_bytes"] / row["float_file_bytes"]
+        row["int8_vs_float_size"] = row["int8"]["bytes"] / row["float"]["bytes"]
         if args.data:
             row[args.split] = compare(int8, flt, info, args.data, args.split)
         if args.heldout:
