@@ -15,7 +15,10 @@ with no leak of the held-out engine:
   clips join those of the earlier rounds: ``mine{r}``;
 - ``--with NAME``: a settings ingredient of ``--ingredient`` (say ``unk3:data.unknown_fraction=0.3``)
   also trained with the round-1 clips (mined by the baseline): ``mine1+NAME``; with
-  ``--with-rounds``, its round r is mined by ``mine{r-1}+NAME``: ``mine{r}+NAME``.
+  ``--with-rounds``, its round r is mined by ``mine{r-1}+NAME``: ``mine{r}+NAME``;
+- ``--max-clips N,M``: each of these recipes with at most N clips per fold and round (drawn at
+  random when more windows fire), then with M; a count other than 400 is in the name
+  (``mine1x2000+NAME``) and in the mined folder's, so counts never share folders.
 
 Training draws ``unknown_fraction`` x keyword clips from all non-keyword clips (``gsc.build_split``),
 so mined clips are a share of that draw, not an addition to it: a larger fraction is what lets
@@ -48,6 +51,7 @@ from kwspi import gsc  # noqa: E402
 from kwspi.atomic import write_text  # noqa: E402
 
 NAME = "mining"
+MAX_CLIPS = 400  # clips a fold mines per round unless --max-clips says otherwise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +60,12 @@ class Mined:
 
     base: recipe.Ingredient
     rounds: int
+    max_clips: int = MAX_CLIPS
 
     @property
     def name(self) -> str:
-        return f"mine{self.rounds}" + ("" if self.base == recipe.BASELINE else f"+{self.base.name}")
+        return (f"mine{self.rounds}{count_tag(self.max_clips)}"
+                + ("" if self.base == recipe.BASELINE else f"+{self.base.name}"))
 
     def apply(self, run):
         return self.base.apply(run)
@@ -67,21 +73,29 @@ class Mined:
     def miner(self) -> "Mined | recipe.Ingredient":
         """Whose model mines this recipe's last round: the baseline for round 1 (one set of
         clips for every recipe), else the same recipe a round before."""
-        return recipe.BASELINE if self.rounds == 1 else Mined(self.base, self.rounds - 1)
+        return recipe.BASELINE if self.rounds == 1 else Mined(self.base, self.rounds - 1, self.max_clips)
 
     def clips(self, args, mix: voices.Mix, seed: int) -> list[Path]:
         """The mined folders it trains on: rounds 1..``rounds`` of its chain."""
-        return [mined_dir(args, mix, seed, r, self.base) for r in range(1, self.rounds + 1)]
+        return [mined_dir(args, mix, seed, r, self.base, self.max_clips) for r in range(1, self.rounds + 1)]
 
 
-def variants(rounds: int, with_: list[recipe.Ingredient], with_rounds: int = 1) -> list[Mined]:
-    return ([Mined(recipe.BASELINE, r) for r in range(1, rounds + 1)]
-            + [Mined(i, r) for r in range(1, with_rounds + 1) for i in with_])
+def count_tag(max_clips: int) -> str:
+    # The default count keeps the names (and folders) of the runs made before counts varied.
+    return "" if max_clips == MAX_CLIPS else f"x{max_clips}"
 
 
-def mined_dir(args, mix: voices.Mix, seed: int, round_: int, base: recipe.Ingredient = recipe.BASELINE) -> Path:
+def variants(rounds: int, with_: list[recipe.Ingredient], with_rounds: int = 1,
+             counts: tuple[int, ...] = (MAX_CLIPS,)) -> list[Mined]:
+    return [v for n in counts for v in ([Mined(recipe.BASELINE, r, n) for r in range(1, rounds + 1)]
+                                        + [Mined(i, r, n) for r in range(1, with_rounds + 1) for i in with_])]
+
+
+def mined_dir(args, mix: voices.Mix, seed: int, round_: int, base: recipe.Ingredient = recipe.BASELINE,
+              max_clips: int = MAX_CLIPS) -> Path:
     chain = "" if round_ == 1 or base == recipe.BASELINE else f"+{base.name}"
-    return args.work / "mined" / voices.scale_tag(args) / f"round{round_}{chain}" / f"{mix.tag}-seed{seed}"
+    return (args.work / "mined" / voices.scale_tag(args) / f"round{round_}{count_tag(max_clips)}{chain}"
+            / f"{mix.tag}-seed{seed}")
 
 
 def mined_mix_dir(args, v: Mined, mix: voices.Mix, seed: int) -> Path:
@@ -109,31 +123,36 @@ def mine_round(args, mix: voices.Mix, seed: int, v: Mined) -> dict | None:
     out = v.clips(args, mix, seed)[-1]
     record = out / "mining.json"
     if record.exists() and (out / MANIFEST).exists():
-        return json.loads(record.read_text())
+        got = json.loads(record.read_text())
+        if got["min_score"] != args.min_score:  # the folder's name does not say it: refuse to mix
+            raise SystemExit(f"{out} was mined with --min-score {got['min_score']}, not {args.min_score}: "
+                             "use another --work")
+        return got
     model = recipe.run_dir(args, v.miner(), mix, seed) / "model.onnx"
     if not model.exists():
         return None
     wavs = negative_streams(args, mix)
     negatives = [NegativeStream(w, tuple(read_truth(w.with_suffix(".csv")))) for w in wavs]
-    config = MiningConfig(max_clips=args.max_clips, seed=seed, min_score=args.min_score)
+    config = MiningConfig(max_clips=v.max_clips, seed=seed, min_score=args.min_score)
     clips, windows = mine(LoadedModel.load(model), negatives, out, config)
     got = {"model": str(model), "streams": [str(w) for w in wavs], "clips": len(clips), "windows": windows,
-           "max_clips": args.max_clips, "min_score": args.min_score}
+           "max_clips": v.max_clips, "min_score": args.min_score}
     write_text(record, json.dumps(got, indent=1) + "\n")
     return got
 
 
 def recorded(args, todo: list[Mined]) -> list[dict]:
-    """What each round mined, per fold and seed, as :func:`mine_round` recorded it."""
-    out = []
+    """What each round mined, per fold and seed, as :func:`mine_round` recorded it; a folder
+    that several recipes train on (round 1's) once, for the first of them."""
+    out = {}
     for v in todo:
         for seed in args.seeds:
             for mix in recipe.folds():
                 record = v.clips(args, mix, seed)[-1] / "mining.json"
-                if record.exists() and (v.rounds > 1 or v.base == recipe.BASELINE):  # round 1: once
-                    out.append({"round": v.rounds, "for": v.name, "fold": mix.tag, "seed": seed,
-                                **json.loads(record.read_text())})
-    return out
+                if record.exists() and record not in out:
+                    out[record] = {"round": v.rounds, "for": v.name, "fold": mix.tag, "seed": seed,
+                                   **json.loads(record.read_text())}
+    return list(out.values())
 
 
 def build_mix(args, v: Mined, mix: voices.Mix, seed: int, pools: dict[str, Path]) -> Path:
@@ -187,6 +206,13 @@ def print_tables(rows: list[dict], names: list[str]) -> None:
         print(streams.bar_table(rows, names, held_out, key="other_fa_per_hour"))
 
 
+def counts(text: str) -> tuple[int, ...]:
+    got = tuple(int(n) for n in text.split(","))
+    if min(got) < 1:
+        raise ValueError(text)
+    return got
+
+
 def main():
     parser = voices.study_parser(__doc__, "runs/mining", [0, 1])
     recipe.add_figures_options(parser)
@@ -197,7 +223,9 @@ def main():
     parser.add_argument("--with", dest="with_", action="append", default=[], metavar="NAME",
                         help="also train this --ingredient with the round-1 clips")
     parser.add_argument("--with-rounds", type=int, default=1, help="mining rounds of each --with recipe")
-    parser.add_argument("--max-clips", type=int, default=400, help="kwspi mine --max, per fold and round")
+    parser.add_argument("--max-clips", type=counts, default=(MAX_CLIPS,), metavar="N[,M...]",
+                        help=f"kwspi mine --max, per fold and round (default {MAX_CLIPS}); several: each recipe "
+                             "with each count")
     parser.add_argument("--min-score", type=float, default=0.5, help="kwspi mine --min-score")
     parser.add_argument("--report-only", action="store_true", help="train and mine nothing: score what is there")
     parser.add_argument("--tables-of", type=Path, default=None, metavar="JSON",
@@ -215,7 +243,7 @@ def main():
     unknown = [n for n in args.with_ if n not in by_name]
     if unknown:
         parser.error(f"--with {', '.join(unknown)}: not an --ingredient")
-    todo = variants(args.rounds, [by_name[n] for n in args.with_], args.with_rounds)
+    todo = variants(args.rounds, [by_name[n] for n in args.with_], args.with_rounds, args.max_clips)
     pools = recipe.make_pools(args.pools, as_they_are=args.report_only)  # scoring synthesizes nothing
     failed = [] if args.report_only else train(args, ingredients, todo, pools)
 

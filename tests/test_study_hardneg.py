@@ -91,6 +91,13 @@ def test_each_round_is_mined_by_the_round_before_and_names_its_settings():
     assert plain[0] == chained[0] == todo[2].clips(Args, fold, 0)[0]  # round 1: one set of clips for all
     assert plain[1] != chained[1] and "round2+unk3" in str(chained[1])
 
+    # Another clip count is another recipe: its own name, its own clips in every round, and
+    # each of its rounds mined by the same count's round before.
+    both = hardneg.variants(2, [], counts=(hardneg.MAX_CLIPS, 2000))
+    assert [v.name for v in both] == ["mine1", "mine2", "mine1x2000", "mine2x2000"]
+    assert both[3].miner() == both[2]
+    assert not set(both[1].clips(Args, fold, 0)) & set(both[3].clips(Args, fold, 0))
+
 
 def _run(tmp):
     from kwspi.train.config import DataConfig, TrainRun
@@ -167,3 +174,26 @@ def test_recall_at_a_bar_is_read_from_the_sweep_and_is_zero_where_no_threshold_g
     text = streams.bar_table([row("mbrola", 0, 0.2), row("mbrola", 1, 0.4), row("kokoro", 0, 0.1)], ["a"],
                              ["mbrola", "kokoro"], bars=(50, 100))
     assert text.splitlines()[-1] == "| a | 0.00 (0.00) · 0.00/0.00 | 0.20 (0.10) · 0.15/0.40 |"
+
+
+def test_clips_mined_under_another_score_bar_are_not_reused(tmp_path):
+    import hardneg
+    import pytest
+    import recipe
+
+    from kwspi.deploy.evaluation.mining import MANIFEST
+
+    class Args:
+        work = tmp_path
+        arch, epochs, batch_size, lr, views = "dscnn-s", 1, 10, 0.1, 1
+        min_score = 0.5
+
+    fold, v = recipe.folds()[0], hardneg.Mined(recipe.BASELINE, 1)
+    out = v.clips(Args, fold, 0)[-1]
+    out.mkdir(parents=True)
+    (out / MANIFEST).write_text("")
+    (out / "mining.json").write_text('{"clips": 3, "min_score": 0.3}')
+    with pytest.raises(SystemExit, match="--min-score 0.3"):
+        hardneg.mine_round(Args, fold, 0, v)
+    Args.min_score = 0.3
+    assert hardneg.mine_round(Args, fold, 0, v)["clips"] == 3
