@@ -171,7 +171,7 @@ def train(args, ingredients: list[recipe.Ingredient], todo: list[Mined], pools: 
     recipe.build_mixes(args, ingredients, pools)
     executor, logs = LocalExecutor(args.jobs), args.work / "logs"
     failed = run_steps(recipe.steps(args, [recipe.BASELINE]), logs, executor)
-    later = recipe.steps(args, ingredients[1:])
+    later = [] if args.mined_only else recipe.steps(args, ingredients[1:])
     for round_ in range(1, max([v.rounds for v in todo], default=0) + 1):
         now = [v for v in todo if v.rounds == round_]
         steps = []
@@ -227,6 +227,8 @@ def main():
                         help=f"kwspi mine --max, per fold and round (default {MAX_CLIPS}); several: each recipe "
                              "with each count")
     parser.add_argument("--min-score", type=float, default=0.5, help="kwspi mine --min-score")
+    parser.add_argument("--mined-only", action="store_true",
+                        help="train each --ingredient only with mined clips (--with), not also without")
     parser.add_argument("--report-only", action="store_true", help="train and mine nothing: score what is there")
     parser.add_argument("--tables-of", type=Path, default=None, metavar="JSON",
                         help="print the tables of an earlier run's mining.json and stop")
