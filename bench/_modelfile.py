@@ -1,7 +1,9 @@
 """What every benchmark records about the model file it ran.
 
 A path alone does not say which model was measured: the bundled model is rebuilt in place and
-studies score copies taken from git. The digest does, and matches ``sha256sum FILE``.
+studies score copies taken from git. The digest does, and matches ``sha256sum FILE``. The path
+is kept relative to the working directory when it lies under it, so a committed report does not
+carry the name of the machine's folders.
 """
 
 import hashlib
@@ -10,4 +12,11 @@ from pathlib import Path
 
 def model_file(path) -> dict:
     data = Path(path).read_bytes()
-    return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    return {"path": shown(path), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def shown(path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
