@@ -168,10 +168,11 @@ def train(args, ingredients: list[recipe.Ingredient], todo: list[Mined], pools: 
     from kwspi.train.executors import LocalExecutor
     from kwspi.train.sweep import run_steps
 
-    recipe.build_mixes(args, ingredients, pools)
+    plain = ingredients[:1] if args.mined_only else ingredients  # the baseline always: it mines round 1
+    recipe.build_mixes(args, plain, pools)
     executor, logs = LocalExecutor(args.jobs), args.work / "logs"
     failed = run_steps(recipe.steps(args, [recipe.BASELINE]), logs, executor)
-    later = [] if args.mined_only else recipe.steps(args, ingredients[1:])
+    later = recipe.steps(args, plain[1:])
     for round_ in range(1, max([v.rounds for v in todo], default=0) + 1):
         now = [v for v in todo if v.rounds == round_]
         steps = []
