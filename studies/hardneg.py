@@ -168,7 +168,7 @@ def train(args, ingredients: list[recipe.Ingredient], todo: list[Mined], pools: 
     from kwspi.train.executors import LocalExecutor
     from kwspi.train.sweep import run_steps
 
-    plain = ingredients[:1] if args.mined_only else ingredients  # the baseline always: it mines round 1
+    plain = [recipe.BASELINE] if args.mined_only else ingredients  # the baseline always: it mines round 1
     recipe.build_mixes(args, plain, pools)
     executor, logs = LocalExecutor(args.jobs), args.work / "logs"
     failed = run_steps(recipe.steps(args, [recipe.BASELINE]), logs, executor)
