@@ -215,8 +215,8 @@ def combine(pools: list[Path], dst: Path) -> Path:
     one folder; this makes one from, say, one folder per voice engine without copying a clip.
     Two pools may hold the same clip name (the same speaker and word: synthesis is
     deterministic, so the same file) and the same speaker's catalogue row: the first pool's
-    is kept. Links that no longer belong are removed, and a rerun changes nothing, so the
-    feature cache stays valid."""
+    is kept. Links that no longer belong are removed, with the folders they leave empty, and
+    a rerun changes nothing, so the feature cache stays valid."""
     dst.mkdir(parents=True, exist_ok=True)
     wanted: dict[str, Path] = {}
     lists = {TESTING_LIST: [], VALIDATION_LIST: []}
@@ -234,6 +234,9 @@ def combine(pools: list[Path], dst: Path) -> Path:
     for link in list(dst.glob("*/*.wav")):
         if link.relative_to(dst).as_posix() not in wanted:
             link.unlink()
+    for folder in dst.iterdir():  # a word no pool says any more is no word of the mix
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
     for rel, target in sorted(wanted.items()):
         link = dst / rel
         if link.is_symlink() and os.readlink(link) != str(target):

@@ -134,6 +134,8 @@ def test_combine_links_every_pool_and_merges_lists_and_catalogues(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in dst.rglob("*")} == before
     gsc.combine([a], dst)  # and a smaller mix drops the other pool's clips
     assert len(list(dst.glob("[!_]*/*.wav"))) == len(list(a.glob("[!_]*/*.wav")))
+    gsc.combine([b], dst)  # and the folders of words it no longer holds
+    assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == sorted(p.name for p in b.iterdir() if p.is_dir())
 
 
 def test_combine_keeps_one_row_per_speaker_and_every_column(tmp_path):
