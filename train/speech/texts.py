@@ -1,7 +1,9 @@
 """What streams say: keyword phrases, everyday sentences and words that sound like keywords.
 
-Plain data, shared by the stream builder (:mod:`kwspi.train.speech.stream`) and by training,
-which takes :data:`TRAINING_CONFUSABLES` into the unknown class (``make default-model``).
+Plain data for the stream builder (:mod:`kwspi.train.speech.stream`). The mining streams
+(``--text training``) say :data:`TRAINING_CONFUSABLES`, so ``make default-model`` trains on the
+windows of them the model fires on, not on the words alone (results/mining.md: as one-second
+clips they cost the folds 6-8 points).
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ CONFUSABLE_WORDS = (
     "dawn", "lift", "lifted", "bright", "own", "gone", "alright",
 )
 
-#: Confusable words for *training* (the unknown class), disjoint from every word a stream
-#: speaks (tested), so the streaming figures measure confusables the model never heard.
+#: Confusable words for *training* (what mining streams say), disjoint from every word an
+#: evaluation stream speaks (tested), so the streaming figures measure confusables the model
+#: never heard.
 TRAINING_CONFUSABLES = (
     "yeah", "chess", "dress", "guess", "jet", "snow", "nope", "knot", "slow", "though", "pup",
     "pop", "hop", "supper", "brown", "crown", "clown", "noun", "gown", "theft", "deft", "loft",
