@@ -143,8 +143,8 @@ fold-streams: setup voices
 	$(BIN)/python studies/streams.py data/posstreams $(FOLD_POS)
 	$(BIN)/python studies/streams.py data/negstreams --negative $(FOLD_NEG)
 
-# The model that mines: the recipe without mining (the third edition). MINER=FILE mines with a
-# model already built instead of training it again.
+# The model that mines: the recipe without mining (the third edition's, without its sound-alike
+# words). MINER=FILE mines with a model already built instead of training it again.
 MINER ?= runs/bundle/model.onnx
 runs/bundle/model.onnx:
 	$(BIN)/kwspi train kwspi/models/default.arch.json --data data/bundle/all --out runs/bundle $(BUNDLE_TRAIN) --resume
