@@ -96,8 +96,9 @@ demo: setup voices
 	$(BIN)/kwspi demo
 
 # Rebuilds kwspi/models/default.onnx from nothing (about 2 hours on 2 CPU cores: on a fresh
-# machine on 2026-12-05 the speech took 44 min; with the speech made, mining, the two trainings
-# and the folds' 48 steps took about an hour; training uses a GPU when there is one). Speech of
+# machine on 2026-12-05 the speech took 44 min, with the sound-alike words since dropped, and
+# the mining talk added since takes about 7 more; with the speech made, mining, the two
+# trainings and the folds' 48 steps took about an hour; training uses a GPU when there is one). Speech of
 # every voice engine, one folder each (data/bundle/ENGINE, joined by `kwspi combine`), so the same pools give the model
 # and the leave-one-engine-out folds of its recipe (studies/recipe.py: the bundled architecture
 # trained without one engine, scored on it), whose figures go into the model's metadata: a model
@@ -130,10 +131,15 @@ bundle-data: setup voices
 # Hard negatives (results/mining.md): keyword-free talk of every training engine, saying
 # the text training data says (`--text training`), so the evaluation streams' text stays
 # unheard. Seconds per engine follow synthesis speed (Kokoro ~9 s per second of stream).
+# The folds mine data/mine-streams alone; the bundle also mines MORE_STREAMS (other speakers,
+# seed 3), so that its 2,000 mined windows are about the folds' share of the non-keyword clips
+# (19 % against their 16-22 %; from the first 37 minutes alone, 1,472 windows and 15 %).
 MINE_STREAMS  := espeak:600 mbrola:600 rhvoice:300 piper:600 kokoro:120
+MORE_STREAMS  := espeak:1200 mbrola:1200 rhvoice:600 piper:900
 MINE          := --max 2000 --min-score 0.5 --seed 0
 mine-streams: setup voices
 	$(BIN)/python studies/streams.py data/mine-streams --negative --text training --seed 2 $(MINE_STREAMS)
+	$(BIN)/python studies/streams.py data/mine-streams-more --negative --text training --seed 3 $(MORE_STREAMS)
 
 # The folds' yardstick beside clip accuracy (results/mining.md): per held-out engine, a stream
 # with keywords and one of keyword-free talk of the text no model mines.
@@ -158,7 +164,7 @@ runs/bundle/model.onnx:
 default-model: bundle-data mine-streams fold-streams real-voices
 	$(MAKE) $(MINER)
 	$(BIN)/kwspi mine --model $(MINER) $(foreach s,$(MINE_STREAMS),--input data/mine-streams/$(firstword $(subst :, ,$(s))).wav) \
-	    --out data/bundle-mined $(MINE)
+	    $(foreach s,$(MORE_STREAMS),--input data/mine-streams-more/$(firstword $(subst :, ,$(s))).wav) --out data/bundle-mined $(MINE)
 	$(BIN)/kwspi combine data/bundle/all+mined data/bundle/all data/bundle-mined
 	$(BIN)/kwspi train kwspi/models/default.arch.json --data data/bundle/all+mined --out runs/bundle-mined $(BUNDLE_TRAIN) \
 	    --unknown-fraction 0.3 --resume
