@@ -15,7 +15,7 @@ APT_PACKAGES := espeak-ng libportaudio2 python3-venv
 # Pinned: the build machines keep this release's CPU wheel on disk, and an unpinned torch
 # would pull a several-GB CUDA build.
 TORCH := torch==2.13.0
-# Detection threshold written into the bundled model (results/streaming.md, "The fifth
+# Detection threshold written into the bundled model (results/streaming.md, "The sixth
 # edition": tests/test_demo.py's gate passes at 0.7-0.8, and 0.7 keeps the most keywords).
 THRESHOLD := 0.7
 
@@ -96,10 +96,10 @@ demo: setup voices
 	$(BIN)/kwspi demo
 
 # Rebuilds kwspi/models/default.onnx from nothing (about 2 hours on 2 CPU cores: on a fresh
-# machine on 2026-12-05 the speech took 44 min, with the sound-alike words since dropped, and
-# the mining talk added since takes about 7 more; with the speech made, mining, the two
-# trainings and the folds' 48 steps took about an hour; training uses a GPU when there is one). Speech of
-# every voice engine, one folder each (data/bundle/ENGINE, joined by `kwspi combine`), so the same pools give the model
+# machine on 2026-12-05 the speech took 44 min, sound-alike words included, which are gone
+# now, and the mining talk added since takes about 7 more; with the speech made, mining, the
+# two trainings and the folds' 48 steps took about an hour; training uses a GPU when there is
+# one). Speech of every voice engine, one folder each (data/bundle/ENGINE, joined by `kwspi combine`), so the same pools give the model
 # and the leave-one-engine-out folds of its recipe (studies/recipe.py: the bundled architecture
 # trained without one engine, scored on it), whose figures go into the model's metadata: a model
 # trained on every engine has no engine left to be measured on (results/recipe.md).
