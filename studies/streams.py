@@ -103,6 +103,20 @@ def score_streams(model_path: Path, neg: Path, pos: Path, bar: float = FA_BAR, o
             "bar": bar, "at_bar": operating_point(sweep, bar), "sweep": sweep}
 
 
+def pooled(scores: list[dict]) -> list[dict]:
+    """:func:`score_streams` results of one model on several engines as one sweep: per threshold,
+    recall weighted by each engine's keywords and false alarms by its hours of keyword-free talk,
+    so :func:`recall_at` reads one recall for all of them (results/edition6.json's fold-stream
+    figures)."""
+    words = sum(s["keywords_spoken"] for s in scores)
+    hours = sum(s["neg_hours"] for s in scores)
+    rows = zip(*(s["sweep"] for s in scores))
+    return [{"threshold": at[0]["threshold"],
+             "fa_per_hour": round(sum(r["fa_per_hour"] * s["neg_hours"] for r, s in zip(at, scores)) / hours, 1),
+             "recall": round(sum(r["recall"] * s["keywords_spoken"] for r, s in zip(at, scores)) / words, 3)}
+            for at in rows]
+
+
 def _fmt(x, spec: str) -> str:
     return "–" if x is None else format(x, spec)
 

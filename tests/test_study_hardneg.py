@@ -37,6 +37,21 @@ def test_stream_table_gives_each_fold_and_the_mean_and_worst():
     assert "| x |" not in text  # no stream scored: no line
 
 
+def test_pooled_weights_recall_by_keywords_and_false_alarms_by_hours():
+    import streams
+
+    def score(hours, words, rows):
+        return {"neg_hours": hours, "keywords_spoken": words,
+                "sweep": [{"threshold": t, "fa_per_hour": fa, "recall": r} for t, fa, r in rows]}
+
+    a = score(0.5, 30, [(0.5, 100.0, 0.9), (0.9, 20.0, 0.5)])
+    b = score(0.25, 10, [(0.5, 400.0, 0.5), (0.9, 80.0, 0.1)])
+    got = streams.pooled([a, b])
+    assert got == [{"threshold": 0.5, "fa_per_hour": 200.0, "recall": 0.8},
+                   {"threshold": 0.9, "fa_per_hour": 40.0, "recall": 0.4}]
+    assert streams.recall_at(got, 60.0) == 0.4
+
+
 def test_stream_scores_a_model_on_an_engines_two_streams(tmp_path):
     import streams
     from kwspi.modelinfo import bundled_model_path
